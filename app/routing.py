@@ -1,0 +1,74 @@
+"""The route class every router uses: one session per request, committed before the response is
+sent, database constraint errors turned into problems, and Idempotency-Key handling for creates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from app.errors import AppError, Conflict, Unprocessable
+from app.services import idempotency
+
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+_PG_CODES = {
+    "23505": (Conflict, "unique_violation", "A record with the same unique value already exists"),
+    "23503": (Unprocessable, "reference_not_found", "A referenced record does not exist"),
+    "23514": (Unprocessable, "check_violation", "A value violates a rule of the database"),
+    "23502": (Unprocessable, "missing_value", "A required value is missing"),
+    "22001": (Unprocessable, "value_too_long", "A value is too long"),
+}
+
+
+def db_error_to_problem(exc: DBAPIError) -> AppError:
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None),
+                                                                "sqlstate", None)
+    cls, code, detail = _PG_CODES.get(str(sqlstate), (None, None, None))
+    if cls is None:
+        if isinstance(exc, IntegrityError):
+            return Conflict("The change conflicts with stored data", code="integrity_error")
+        raise exc
+    constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    return cls(f"{detail}{f' ({constraint})' if constraint else ''}", code=code)
+
+
+def is_idempotent_create(route: APIRoute) -> bool:
+    """Every POST that answers 201 creates something, so it takes an Idempotency-Key."""
+    return route.methods == {"POST"} and route.status_code == 201
+
+
+class AppRoute(APIRoute):
+    def get_route_handler(self) -> Handler:
+        inner = super().get_route_handler()
+        idempotent = is_idempotent_create(self)
+
+        async def handler(request: Request) -> Response:
+            maker = request.app.state.sessionmaker
+            async with maker() as session:
+                request.state.session = session
+                try:
+                    claim = None
+                    if idempotent and request.headers.get("idempotency-key") is not None:
+                        claim = await idempotency.begin(session, request)
+                        if claim is not None and claim.replay is not None:
+                            return claim.replay
+                    response = await inner(request)
+                    if claim is not None and 200 <= response.status_code < 300:
+                        await idempotency.store(session, claim, response)
+                    await session.commit()
+                    return response
+                except AppError as err:
+                    if err.commit:
+                        await session.commit()
+                    else:
+                        await session.rollback()
+                    raise
+                except DBAPIError as exc:
+                    await session.rollback()
+                    raise db_error_to_problem(exc) from exc
+
+        return handler

@@ -1,0 +1,92 @@
+"""The ONE place that turns a caller into a jurisdiction filter.
+
+Every ORM SELECT/UPDATE/DELETE that touches a table marked ``RegionOwned`` is filtered here, by a
+session event, with the scope the request put in ``session.info["scope"]``. Routers and services
+cannot forget it: a query of a region-owned table on a session without a scope raises, unless the
+statement says ``execution_options(unscoped=True)`` (login, token checks, background jobs).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import event
+from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+
+from app.errors import NotPermitted
+from app.models.common import LEVEL_RANK, NATIONAL_CODE, Level, RegionOwned, level_of, prefix_of
+
+
+class ScopeMissing(RuntimeError):
+    """A region-owned table was queried on a session that carries no scope."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    principal_id: uuid.UUID
+    principal_type: str  # "user" | "service"
+    username: str
+    region_code: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def level(self) -> Level:
+        return level_of(self.region_code)
+
+    @property
+    def prefix(self) -> str:
+        return prefix_of(self.region_code)
+
+    @property
+    def is_national(self) -> bool:
+        return self.region_code == NATIONAL_CODE
+
+    def contains(self, region_code: str) -> bool:
+        return region_code.startswith(self.prefix)
+
+    def at_or_above(self, level: Level) -> bool:
+        return LEVEL_RANK[self.level] <= LEVEL_RANK[level]
+
+    def require_region(self, region_code: str, *, what: str = "region") -> None:
+        """A ``region=`` filter or a target region outside the jurisdiction is a 403."""
+        if not self.contains(region_code):
+            raise NotPermitted(
+                f"{what} {region_code} is outside your jurisdiction ({self.region_code})",
+                code="not_in_jurisdiction",
+            )
+
+
+def attach(session: Session, scope: Scope) -> None:
+    session.info["scope"] = scope
+
+
+def current(session: Session) -> Scope | None:
+    s = session.info.get("scope")
+    return s if isinstance(s, Scope) else None
+
+
+def _touches_region_owned(state: ORMExecuteState) -> bool:
+    return any(issubclass(m.class_, RegionOwned) for m in state.all_mappers)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _apply_jurisdiction(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.execution_options.get("unscoped") or not _touches_region_owned(state):
+        return
+    scope = current(state.session)
+    if scope is None:
+        raise ScopeMissing("query of a region-owned table without a jurisdiction scope")
+    if scope.is_national:
+        return
+    pattern = scope.prefix + "%"
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            RegionOwned,
+            lambda cls: cls.region_code.like(pattern),
+            include_aliases=True,
+        )
+    )

@@ -1,0 +1,201 @@
+"""Token grants, refresh rotation with reuse detection, logout, lock-out, principal loading."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.config import Settings
+from app.errors import AppError, RateLimited, Unauthenticated
+from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
+from app.models.common import utcnow
+from app.models.user import ServiceAccount, User
+from app.scope import Scope
+from app.security import TokenClaims, TokenError, decode_token, encode_token, sha256_hex, verify_password
+from app.services import audit
+
+INVALID_LOGIN = "Invalid username or password"
+
+
+@dataclass
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str | None
+    scope: str
+
+
+async def password_grant(session: AsyncSession, settings: Settings, *, username: str, password: str) -> TokenPair:
+    key = username.strip().lower()[:128]
+    throttle = await _throttle_row(session, key)
+    now = utcnow()
+    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
+        retry = int((throttle.locked_until - now).total_seconds()) + 1
+        raise RateLimited("Too many failed logins; try again later", code="login_locked",
+                          headers={"Retry-After": str(retry)})
+    if throttle is not None and throttle.failures >= settings.login_slowdown_after:
+        extra = throttle.failures - settings.login_slowdown_after
+        await asyncio.sleep(min(settings.login_slowdown_base_seconds * 2**extra, settings.login_slowdown_max_seconds))
+
+    user = (await session.execute(
+        select(User).where(User.username == username.strip()).execution_options(unscoped=True)
+    )).scalar_one_or_none()
+    ok = verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or not user.active:
+        await _record_failure(session, settings, key, throttle)
+        raise Unauthenticated(INVALID_LOGIN, code="invalid_credentials", commit=True)
+    if throttle is not None:
+        await session.execute(delete(LoginThrottle).where(col(LoginThrottle.username) == key))
+    return await _issue_user_tokens(session, settings, user, family=uuid.uuid4())
+
+
+async def _throttle_row(session: AsyncSession, key: str) -> LoginThrottle | None:
+    row = (await session.execute(
+        select(LoginThrottle).where(LoginThrottle.username == key).with_for_update()
+    )).scalar_one_or_none()
+    if row is not None:
+        await session.refresh(row)
+    return row
+
+
+async def _record_failure(session: AsyncSession, settings: Settings, key: str, row: LoginThrottle | None) -> None:
+    now = utcnow()
+    window = timedelta(seconds=settings.login_failure_window_seconds)
+    if row is None or row.last_failed_at < now - window:
+        failures = 1
+    else:
+        failures = row.failures + 1
+    locked = None
+    if failures >= settings.login_lockout_after:
+        locked = now + timedelta(seconds=settings.login_lockout_seconds)
+    stmt = pg_insert(LoginThrottle).values(
+        username=key, failures=failures, first_failed_at=now, last_failed_at=now, locked_until=locked
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["username"],
+        set_={"failures": failures, "last_failed_at": now, "locked_until": locked},
+    )
+    await session.execute(stmt)
+
+
+async def _issue_user_tokens(session: AsyncSession, settings: Settings, user: User, *, family: uuid.UUID) -> TokenPair:
+    access, _ = encode_token(settings, subject=str(user.id), typ="access", principal_type="user",
+                             ttl_seconds=settings.access_token_ttl_seconds)
+    jti = uuid.uuid4()
+    refresh, claims = encode_token(settings, subject=str(user.id), typ="refresh", principal_type="user",
+                                   ttl_seconds=settings.refresh_token_ttl_seconds, jti=str(jti),
+                                   family=str(family))
+    session.add(RefreshToken(jti=jti, family_id=family, user_id=user.id, token_hash=sha256_hex(refresh),
+                             issued_at=claims.iat, expires_at=claims.exp))
+    return TokenPair(access, settings.access_token_ttl_seconds, refresh, " ".join(sorted(user.roles)))
+
+
+async def client_credentials_grant(session: AsyncSession, settings: Settings, *, client_id: str,
+                                   client_secret: str) -> TokenPair:
+    sa = (await session.execute(
+        select(ServiceAccount).where(ServiceAccount.client_id == client_id).execution_options(unscoped=True)
+    )).scalar_one_or_none()
+    if not verify_password(client_secret, sa.secret_hash if sa else None) or sa is None or not sa.active:
+        raise Unauthenticated("Invalid client credentials", code="invalid_client")
+    access, _ = encode_token(settings, subject=str(sa.id), typ="access", principal_type="service",
+                             ttl_seconds=settings.access_token_ttl_seconds)
+    return TokenPair(access, settings.access_token_ttl_seconds, None, " ".join(sorted(sa.scopes)))
+
+
+async def refresh(session: AsyncSession, settings: Settings, *, token: str) -> TokenPair:
+    claims = _refresh_claims(settings, token)
+    row = (await session.execute(
+        select(RefreshToken).where(RefreshToken.jti == uuid.UUID(claims.jti)).with_for_update()
+    )).scalar_one_or_none()
+    if row is None or row.token_hash != sha256_hex(token):
+        raise Unauthenticated("Unknown refresh token", code="invalid_token")
+    if row.revoked_at is not None:
+        raise Unauthenticated("Refresh token revoked", code="invalid_token")
+    if row.used_at is not None:
+        # A rotated token came back: someone holds a copy. Retire the whole family, keep that retirement.
+        await _revoke_family(session, row.family_id, reason="reuse_detected")
+        await audit.record(session, action="auth.refresh_reuse_detected", entity_type="user",
+                           entity_id=str(row.user_id), region_code=None, after={"family": str(row.family_id)},
+                           actor_type="user", actor_name=None)
+        raise Unauthenticated("Refresh token was already used; all tokens of this login are revoked",
+                              code="refresh_token_reused", commit=True)
+    user = (await session.execute(
+        select(User).where(User.id == row.user_id).execution_options(unscoped=True)
+    )).scalar_one()
+    if not user.active:
+        raise Unauthenticated("Account deactivated", code="invalid_token")
+    row.used_at = utcnow()
+    return await _issue_user_tokens(session, settings, user, family=row.family_id)
+
+
+async def logout(session: AsyncSession, settings: Settings, *, token: str, access_claims: TokenClaims | None) -> None:
+    claims = _refresh_claims(settings, token)
+    row = (await session.execute(
+        select(RefreshToken).where(RefreshToken.jti == uuid.UUID(claims.jti))
+    )).scalar_one_or_none()
+    if row is None or row.token_hash != sha256_hex(token):
+        raise Unauthenticated("Unknown refresh token", code="invalid_token")
+    await _revoke_family(session, row.family_id, reason="logout")
+    if access_claims is not None:
+        await session.execute(pg_insert(RevokedAccessToken).values(
+            jti=access_claims.jti, expires_at=access_claims.exp).on_conflict_do_nothing())
+
+
+def _refresh_claims(settings: Settings, token: str) -> TokenClaims:
+    try:
+        claims = decode_token(settings, token, expected_typ="refresh")
+        uuid.UUID(claims.jti)
+    except (TokenError, ValueError) as exc:
+        raise Unauthenticated(str(exc), code="invalid_token") from exc
+    return claims
+
+
+async def _revoke_family(session: AsyncSession, family: uuid.UUID, *, reason: str) -> None:
+    await session.execute(
+        update(RefreshToken).where(col(RefreshToken.family_id) == family, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
+async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID, *, reason: str) -> None:
+    await session.execute(
+        update(RefreshToken).where(col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
+
+
+async def load_principal(session: AsyncSession, claims: TokenClaims) -> Scope:
+    """Roles and region come from the database on every request: a token may outlive a transfer."""
+    try:
+        pid = uuid.UUID(claims.sub)
+    except ValueError as exc:
+        raise Unauthenticated("invalid token subject", code="invalid_token") from exc
+    revoked = select(RevokedAccessToken.jti).where(RevokedAccessToken.jti == claims.jti).exists()
+    if claims.ptype == "service":
+        row = (await session.execute(
+            select(ServiceAccount, revoked).where(ServiceAccount.id == pid).execution_options(unscoped=True)
+        )).first()
+        if row is None or row[1] or not row[0].active:
+            raise Unauthenticated("Token no longer valid", code="invalid_token")
+        sa: ServiceAccount = row[0]
+        return Scope(principal_id=sa.id, principal_type="service", username=sa.client_id,
+                     region_code=sa.region_code, scopes=frozenset(sa.scopes))
+    urow = (await session.execute(
+        select(User, revoked).where(User.id == pid).execution_options(unscoped=True)
+    )).first()
+    if urow is None or urow[1] or not urow[0].active:
+        raise Unauthenticated("Token no longer valid", code="invalid_token")
+    user: User = urow[0]
+    return Scope(principal_id=user.id, principal_type="user", username=user.username,
+                 region_code=user.region_code, roles=frozenset(user.roles))
+
+
+def raise_for_token_error(exc: TokenError) -> AppError:
+    return Unauthenticated(str(exc), code="invalid_token")

@@ -1,0 +1,153 @@
+"""Test harness: a real PostgreSQL (embedded under var/pgdata-test, or TEST_DATABASE_URL), schema
+built by Alembic once per run, each test inside an outer transaction that is rolled back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("APP_ENV", "test")
+os.environ["APP_RUN_BACKGROUND_JOBS"] = "false"
+os.environ["APP_LOGIN_SLOWDOWN_BASE_SECONDS"] = "0.01"
+os.environ["APP_LOGIN_SLOWDOWN_MAX_SECONDS"] = "0.05"
+os.environ["APP_LOG_JSON"] = "false"
+os.environ["APP_BOOTSTRAP_ADMIN_USERNAME"] = "admin"
+os.environ["APP_BOOTSTRAP_ADMIN_PASSWORD"] = "admin-test-password"
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import NullPool
+
+from app.config import PROJECT_ROOT, get_settings
+from app.db import asyncpg_url, create_database_if_missing, drop_database, make_engine, start_embedded_postgres
+from app.main import create_app
+from app.migrations import upgrade
+from app.services import reference
+from app.services import user as user_service
+
+ADMIN_PASSWORD = "admin-test-password"
+# Tables whose rows tests create; reference data and the migration stamp stay.
+WORK_TABLES = ("audit_event", "idempotency_record", "login_throttle", "refresh_token",
+               "revoked_access_token", "service_account", "app_user")
+
+
+def _test_database_url() -> str:
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        return explicit
+    uri = start_embedded_postgres(Path(os.environ.get("TEST_PGDATA", PROJECT_ROOT / "var" / "pgdata-test")))
+    return asyncpg_url(uri, "regulator_test")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return _test_database_url()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await drop_database(database_url)
+    await create_database_if_missing(database_url)
+    await asyncio.to_thread(upgrade, database_url)
+    eng = make_engine(database_url, get_settings(), poolclass=NullPool)
+    async with eng.begin() as conn:
+        await reference.load_reference_data(AsyncSession(bind=conn))
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One connection per test with an outer transaction that is always rolled back."""
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await trans.rollback()
+
+
+@pytest.fixture
+def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
+
+
+@pytest.fixture
+async def app(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+    async with sessionmaker() as session:
+        await user_service.ensure_bootstrap_admin(session, get_settings())
+        await session.commit()
+    return create_app(get_settings(), sessionmaker=sessionmaker)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+async def live_app(engine: AsyncEngine, database_url: str) -> AsyncIterator[Any]:
+    """An app on a pooled engine whose transactions really commit, for tests of concurrent requests.
+    The rows it leaves are truncated afterwards."""
+    eng = make_engine(database_url, get_settings(), pool_size=5, max_overflow=5)
+    from app.db import make_sessionmaker
+
+    maker = make_sessionmaker(eng)
+    async with maker() as session:
+        await user_service.ensure_bootstrap_admin(session, get_settings())
+        await session.commit()
+    try:
+        yield create_app(get_settings(), sessionmaker=maker)
+    finally:
+        async with eng.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {', '.join(WORK_TABLES)} CASCADE"))
+        await eng.dispose()
+
+
+@pytest.fixture
+async def live_client(live_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=live_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+async def login(client: httpx.AsyncClient, username: str, password: str) -> dict[str, Any]:
+    """Password grant; returns the token response body (asserts success)."""
+    r = await client.post("/api/v1/auth/token", data={"grant_type": "password", "username": username,
+                                                      "password": password})
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def admin_token(client: httpx.AsyncClient) -> str:
+    return str((await login(client, "admin", ADMIN_PASSWORD))["access_token"])
+
+
+async def create_user(client: httpx.AsyncClient, token: str, *, username: str, region_code: str,
+                      roles: list[str], password: str = "correct-horse-battery") -> dict[str, Any]:
+    r = await client.post("/api/v1/users", headers=bearer(token), json={
+        "username": username, "password": password, "display_name": username,
+        "region_code": region_code, "roles": roles})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def user_token(client: httpx.AsyncClient, admin: str, *, username: str, region_code: str,
+                     roles: list[str]) -> str:
+    """Create a user as ``admin`` and log in as it."""
+    await create_user(client, admin, username=username, region_code=region_code, roles=roles)
+    return str((await login(client, username, "correct-horse-battery"))["access_token"])
