@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Depends, Form
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.deps import ScopeDep, SessionDep, SettingsDep, optional_access_claims
@@ -47,6 +48,9 @@ class Me(BaseModel):
     principal_type: Literal["user", "service"]
 
 
+_basic = HTTPBasic(auto_error=False, description="client_id:client_secret for client_credentials")
+
+
 def _out(pair: auth_service.TokenPair) -> TokenResponse:
     return TokenResponse(access_token=pair.access_token, expires_in=pair.expires_in,
                          refresh_token=pair.refresh_token, scope=pair.scope)
@@ -61,6 +65,7 @@ async def token(
     password: Annotated[str | None, Form(max_length=256)] = None,
     client_id: Annotated[str | None, Form(max_length=128)] = None,
     client_secret: Annotated[str | None, Form(max_length=256)] = None,
+    basic: Annotated[HTTPBasicCredentials | None, Depends(_basic)] = None,
 ) -> TokenResponse:
     """Issue tokens. `grant_type=password` (username, password) for people returns an access and a
     refresh token; `grant_type=client_credentials` (client_id, client_secret, also accepted as HTTP
@@ -73,6 +78,8 @@ async def token(
                                 code="invalid_request")
         return _out(await auth_service.password_grant(session, settings, username=username, password=password))
     if grant_type == "client_credentials":
+        if not client_id and basic is not None:
+            client_id, client_secret = basic.username, basic.password
         if not client_id or client_secret is None:
             raise Unprocessable("client_id and client_secret are required for client_credentials",
                                 code="invalid_request")

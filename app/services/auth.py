@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -49,7 +49,7 @@ async def password_grant(session: AsyncSession, settings: Settings, *, username:
     )).scalar_one_or_none()
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or not user.active:
-        await _record_failure(session, settings, key, throttle)
+        await _record_failure(session, settings, key)
         raise Unauthenticated(INVALID_LOGIN, code="invalid_credentials", commit=True)
     if throttle is not None:
         await session.execute(delete(LoginThrottle).where(col(LoginThrottle.username) == key))
@@ -57,32 +57,31 @@ async def password_grant(session: AsyncSession, settings: Settings, *, username:
 
 
 async def _throttle_row(session: AsyncSession, key: str) -> LoginThrottle | None:
-    row = (await session.execute(
-        select(LoginThrottle).where(LoginThrottle.username == key).with_for_update()
+    return (await session.execute(
+        select(LoginThrottle).where(LoginThrottle.username == key)
     )).scalar_one_or_none()
-    if row is not None:
-        await session.refresh(row)
-    return row
 
 
-async def _record_failure(session: AsyncSession, settings: Settings, key: str, row: LoginThrottle | None) -> None:
+_RECORD_FAILURE = text("""
+INSERT INTO login_throttle AS t (username, failures, first_failed_at, last_failed_at, locked_until)
+VALUES (:key, 1, :now, :now, CASE WHEN 1 >= :lock_after THEN :lock_until END)
+ON CONFLICT (username) DO UPDATE SET
+  failures = CASE WHEN t.last_failed_at < :window_start THEN 1 ELSE t.failures + 1 END,
+  first_failed_at = CASE WHEN t.last_failed_at < :window_start THEN :now ELSE t.first_failed_at END,
+  last_failed_at = :now,
+  locked_until = CASE WHEN (CASE WHEN t.last_failed_at < :window_start THEN 1 ELSE t.failures + 1 END)
+                          >= :lock_after THEN :lock_until END
+""")
+
+
+async def _record_failure(session: AsyncSession, settings: Settings, key: str) -> None:
+    """One atomic upsert, so concurrent failures on several workers all count."""
     now = utcnow()
-    window = timedelta(seconds=settings.login_failure_window_seconds)
-    if row is None or row.last_failed_at < now - window:
-        failures = 1
-    else:
-        failures = row.failures + 1
-    locked = None
-    if failures >= settings.login_lockout_after:
-        locked = now + timedelta(seconds=settings.login_lockout_seconds)
-    stmt = pg_insert(LoginThrottle).values(
-        username=key, failures=failures, first_failed_at=now, last_failed_at=now, locked_until=locked
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["username"],
-        set_={"failures": failures, "last_failed_at": now, "locked_until": locked},
-    )
-    await session.execute(stmt)
+    await session.execute(_RECORD_FAILURE, {
+        "key": key, "now": now, "lock_after": settings.login_lockout_after,
+        "lock_until": now + timedelta(seconds=settings.login_lockout_seconds),
+        "window_start": now - timedelta(seconds=settings.login_failure_window_seconds),
+    })
 
 
 async def _issue_user_tokens(session: AsyncSession, settings: Settings, user: User, *, family: uuid.UUID) -> TokenPair:
