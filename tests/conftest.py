@@ -41,7 +41,8 @@ def _test_database_url() -> str:
     if explicit:
         return explicit
     uri = start_embedded_postgres(Path(os.environ.get("TEST_PGDATA", PROJECT_ROOT / "var" / "pgdata-test")))
-    return asyncpg_url(uri, "regulator_test")
+    # One database per test run, so parallel runs on one machine never drop each other's data.
+    return asyncpg_url(uri, f"regulator_test_{os.getpid()}")
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +60,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         await reference.load_reference_data(AsyncSession(bind=conn))
     yield eng
     await eng.dispose()
+    if not os.environ.get("TEST_DATABASE_URL"):
+        await drop_database(database_url)
 
 
 @pytest.fixture
