@@ -105,6 +105,10 @@ class RateLimited(AppError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
 
+class ServiceUnavailable(AppError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
 def problem_response(request: Request | None, err: AppError) -> JSONResponse:
     return JSONResponse(err.to_problem(request), status_code=err.status, headers=err.headers,
                         media_type=PROBLEM_JSON)
@@ -153,8 +157,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        request_id = correlation_id.get()
         err = AppError("An unexpected error occurred; it has been logged with the request id.",
-                       code="internal_error", title="Internal server error", status=500)
+                       code="internal_error", title="Internal server error", status=500,
+                       headers={"X-Request-ID": request_id} if request_id else None)
         return problem_response(request, err)
 
 

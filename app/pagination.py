@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlakeyset import BadBookmark
 from sqlakeyset.asyncio import select_page
 from sqlalchemy import Select
+from sqlalchemy.exc import ArgumentError, DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import Unprocessable
@@ -56,10 +57,17 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams)
     bookmark = _decode(params.cursor) if params.cursor else None
     if bookmark is not None and not bookmark.startswith(">"):
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor")
-    try:
-        page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
-    except (BadBookmark, ValueError, TypeError, IndexError) as exc:
-        raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor") from exc
+    if bookmark is None:
+        page = await select_page(session, stmt, per_page=params.limit)
+    else:
+        # A client-made cursor may carry values of the wrong type for this list's sort key; the
+        # savepoint keeps the request's transaction usable when the database rejects them.
+        try:
+            async with session.begin_nested():
+                page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
+        except (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError) as exc:
+            raise Unprocessable("cursor is not a cursor this service issued for this list",
+                                code="invalid_cursor") from exc
     items = [row[0] for row in page]
     nxt = _encode(page.paging.bookmark_next) if page.paging.has_next else None
     return items, nxt

@@ -10,18 +10,23 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from app.errors import AppError, Conflict, Unprocessable
+from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
 from app.services import idempotency
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
-_PG_CODES = {
+_PG_CODES: dict[str, tuple[type[AppError], str, str]] = {
     "23505": (Conflict, "unique_violation", "A record with the same unique value already exists"),
     "23503": (Unprocessable, "reference_not_found", "A referenced record does not exist"),
     "23514": (Unprocessable, "check_violation", "A value violates a rule of the database"),
     "23502": (Unprocessable, "missing_value", "A required value is missing"),
     "22001": (Unprocessable, "value_too_long", "A value is too long"),
+    "40001": (Conflict, "retry_conflict", "A concurrent change conflicted with this one; retry"),
+    "40P01": (Conflict, "retry_conflict", "A concurrent change conflicted with this one; retry"),
+    "55P03": (Conflict, "retry_conflict", "The record is locked by another change; retry"),
+    "57014": (ServiceUnavailable, "statement_timeout", "The database took too long; retry later"),
 }
+_RETRYABLE = {"40001", "40P01", "55P03", "57014"}
 
 
 def db_error_to_problem(exc: DBAPIError) -> AppError:
@@ -33,7 +38,8 @@ def db_error_to_problem(exc: DBAPIError) -> AppError:
             return Conflict("The change conflicts with stored data", code="integrity_error")
         raise exc
     constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
-    return cls(f"{detail}{f' ({constraint})' if constraint else ''}", code=code)
+    headers = {"Retry-After": "1"} if str(sqlstate) in _RETRYABLE else None
+    return cls(f"{detail}{f' ({constraint})' if constraint else ''}", code=code, headers=headers)
 
 
 def is_idempotent_create(route: APIRoute) -> bool:

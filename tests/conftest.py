@@ -19,16 +19,22 @@ os.environ["APP_BOOTSTRAP_ADMIN_PASSWORD"] = "admin-test-password"
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import NullPool
 
+from app import security
 from app.config import PROJECT_ROOT, get_settings
 from app.db import asyncpg_url, create_database_if_missing, drop_database, make_engine, start_embedded_postgres
 from app.main import create_app
 from app.migrations import upgrade
 from app.services import reference
 from app.services import user as user_service
+
+# argon2's production cost (64 MiB, 3 passes) makes each hash ~0.1-0.8 s on 2 cores; the tests
+# check behaviour, not hash strength, so they use the cheapest valid parameters.
+security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 ADMIN_PASSWORD = "admin-test-password"
 # Tables whose rows tests create; reference data and the migration stamp stay.

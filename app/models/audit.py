@@ -35,8 +35,6 @@ class AuditEvent(RegionOwned, SQLModel, table=True):
     row_hash: str = Field(max_length=64)
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     chain_hash: str | None = Field(default=None, max_length=64)
-    # txid column (xid8, default pg_current_xact_id()) is added by the migration only: the sealer
-    # reads it in SQL; the ORM never writes it.
 
 
 class AuditEventPublic(SQLModel):

@@ -35,7 +35,9 @@ class Claim:
     replay: Response | None = None
 
 
-def _owner(request: Request) -> str | None:
+async def _owner(session: AsyncSession, request: Request) -> str | None:
+    """The authenticated caller, checked as fully as the route will check it (a deactivated user
+    or a revoked token gets no replay)."""
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -44,7 +46,15 @@ def _owner(request: Request) -> str | None:
         claims = decode_token(get_settings(), token, expected_typ="access")
     except TokenError:
         return None
-    return f"{claims.ptype}:{claims.sub}"
+    from app.services.auth import load_principal
+
+    principal = await load_principal(session, claims)
+    return f"{principal.principal_type}:{principal.principal_id}"
+
+
+def lock_key(owner: str, key: str) -> int:
+    """The advisory-lock id that serialises requests of one caller with one key."""
+    return int.from_bytes(hashlib.sha256(f"{owner}\x00{key}".encode()).digest()[:8], "big", signed=True)
 
 
 async def begin(session: AsyncSession, request: Request) -> Claim | None:
@@ -54,7 +64,7 @@ async def begin(session: AsyncSession, request: Request) -> Claim | None:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise Unprocessable(f"Idempotency-Key must be 1..{MAX_KEY_LENGTH} characters",
                             code="invalid_idempotency_key")
-    owner = _owner(request)
+    owner = await _owner(session, request)
     if owner is None:
         return None
     body = await request.body()
@@ -64,8 +74,7 @@ async def begin(session: AsyncSession, request: Request) -> Claim | None:
         digest.update(part + b"\x00")
     claim = Claim(owner=owner, key=key, request_hash=digest.hexdigest(), path=request.url.path)
 
-    lock_key = int.from_bytes(hashlib.sha256(f"{owner}\x00{key}".encode()).digest()[:8], "big", signed=True)
-    got = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key})).scalar()
+    got = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(owner, key)})).scalar()
     if not got:
         raise Conflict("A request with this Idempotency-Key is still being processed; retry later",
                        code="idempotency_in_progress", headers={"Retry-After": "1"})

@@ -1,0 +1,270 @@
+"""Every error is an RFC 9457 problem (application/problem+json) with a stable code, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
+
+PROBLEM_FIELDS = ("type", "title", "status", "detail", "code")
+
+
+
+def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body: dict[str, Any] = r.json()
+    for field in PROBLEM_FIELDS:
+        assert field in body, f"{field} missing from {body}"
+    assert body["status"] == status
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["type"].endswith(body["code"])
+    if code is not None:
+        assert body["code"] == code, body
+    # The request id is echoed in the header and named in the body, so a report can be traced.
+    assert r.headers.get("x-request-id")
+    assert body.get("request_id") == r.headers["x-request-id"]
+    return body
+
+
+def user_body(username: str, **kw: Any) -> dict[str, Any]:
+    body = {"username": username, "password": "correct-horse-battery", "display_name": username,
+            "region_code": "330106", "roles": ["inspector"]}
+    body.update(kw)
+    return body
+
+
+async def test_unknown_route_is_a_404_problem(client):
+    r = await client.get("/api/v1/no-such-thing")
+    body = assert_problem(r, 404, "not_found")
+    assert body["instance"] == "/api/v1/no-such-thing"
+
+
+async def test_wrong_method_is_a_405_problem(client, admin_token):
+    r = await client.delete("/api/v1/regions", headers=bearer(admin_token))
+    assert_problem(r, 405, "method_not_allowed")
+    assert "GET" in r.headers.get("allow", "")
+
+
+async def test_invalid_body_is_a_422_problem_listing_each_error(client, admin_token):
+    r = await client.post("/api/v1/users", headers=bearer(admin_token),
+                          json={"username": "x", "password": "short", "region_code": "33", "roles": [],
+                                "is_superuser": True})
+    body = assert_problem(r, 422, "validation_error")
+    errors = body["errors"]
+    assert isinstance(errors, list) and errors
+    for e in errors:
+        assert isinstance(e["loc"], list) and e["loc"]
+        assert isinstance(e["msg"], str) and e["msg"]
+    locs = {tuple(e["loc"]) for e in errors}
+    assert ("body", "username") in locs
+    assert ("body", "password") in locs
+    assert ("body", "display_name") in locs  # missing
+    assert ("body", "is_superuser") in locs  # mass assignment is refused
+
+
+async def test_malformed_json_is_a_422_problem(client, admin_token):
+    r = await client.post("/api/v1/users", headers={**bearer(admin_token), "content-type": "application/json"},
+                          content=b"{not json")
+    body = assert_problem(r, 422, "validation_error")
+    assert body["errors"]
+
+
+async def test_invalid_query_parameter_is_a_422_problem(client, admin_token):
+    r = await client.get("/api/v1/regions", params={"parent": "33"}, headers=bearer(admin_token))
+    body = assert_problem(r, 422, "validation_error")
+    assert ["query", "parent"] in [e["loc"] for e in body["errors"]]
+
+
+async def test_missing_token_is_a_401_problem(client):
+    r = await client.get("/api/v1/me")
+    assert_problem(r, 401, "unauthenticated")
+    assert r.headers["www-authenticate"].lower().startswith("bearer")
+
+
+async def test_garbage_token_is_a_401_problem(client):
+    r = await client.get("/api/v1/me", headers=bearer("not.a.jwt"))
+    assert_problem(r, 401, "invalid_token")
+    assert r.headers["www-authenticate"].lower().startswith("bearer")
+
+
+async def test_non_admin_listing_users_is_a_403_problem(client, admin_token):
+    token = await user_token(client, admin_token, username="prob.inspector", region_code="330106",
+                             roles=["inspector"])
+    r = await client.get("/api/v1/users", headers=bearer(token))
+    assert_problem(r, 403, "forbidden")
+
+
+async def test_granting_a_region_outside_jurisdiction_is_a_403_problem(client, admin_token):
+    token = await user_token(client, admin_token, username="prob.zj.admin", region_code="330000",
+                             roles=["admin", "inspector"])
+    r = await client.post("/api/v1/users", headers=bearer(token), json=user_body("prob.js", region_code="320100"))
+    assert_problem(r, 403, "not_in_jurisdiction")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("cursor", [
+    "!!!not-base64!!!",
+    "a",                                  # impossible base64 length
+    _b64(b"\xff\xfe\xfd"),                # not UTF-8
+    _b64(b"<s:330100"),                   # a backwards bookmark: not one we issue
+    _b64(b">garbage"),
+    _b64(b">s:330100~s:330200"),          # wrong number of columns
+    _b64(b">i:notanumber"),
+    _b64(b">uuid:zz"),
+], ids=["not-base64", "bad-length", "not-utf8", "backwards", "garbage", "two-columns", "bad-int", "bad-uuid"])
+async def test_bad_cursor_is_422_invalid_cursor(client, admin_token, cursor):
+    r = await client.get("/api/v1/regions", params={"parent": "330000", "cursor": cursor},
+                         headers=bearer(admin_token))
+    assert_problem(r, 422, "invalid_cursor")
+
+
+
+
+@pytest.mark.parametrize(("path", "params", "raw"), [
+    ("/api/v1/regions", {"parent": "330000"}, b">x"),                 # null key
+    ("/api/v1/regions", {"parent": "330000"}, b">x:330100"),          # unknown type tag
+    ("/api/v1/regions", {"parent": "330000"}, b">i:5"),               # int for a varchar key
+    ("/api/v1/regions", {"parent": "330000"}, b">dt:2020-01-01"),     # datetime for a varchar key
+    ("/api/v1/users", {}, b">s:yesterday~s:nobody"),                  # strings for timestamptz/uuid keys
+    ("/api/v1/users", {}, b">x~x"),
+    ("/api/v1/audit-events", {}, b">s:abc"),                          # string for a bigint key
+    ("/api/v1/audit-events", {}, b">i:99999999999999999999999"),      # out of bigint range
+], ids=["region-null", "region-unknown-tag", "region-int", "region-datetime", "users-strings", "users-nulls",
+        "audit-string", "audit-overflow"])
+async def test_well_formed_cursor_with_wrongly_typed_values_is_422(client, admin_token, path, params, raw):
+    r = await client.get(path, params={**params, "cursor": _b64(raw)}, headers=bearer(admin_token))
+    assert_problem(r, 422, "invalid_cursor")
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "-1", "ten"])
+async def test_limit_outside_1_to_200_is_422(client, admin_token, limit):
+    r = await client.get("/api/v1/regions", params={"limit": limit}, headers=bearer(admin_token))
+    body = assert_problem(r, 422, "validation_error")
+    assert ["query", "limit"] in [e["loc"] for e in body["errors"]]
+
+
+@pytest.mark.parametrize("limit", ["1", "200"])
+async def test_limit_bounds_are_accepted(client, admin_token, limit):
+    r = await client.get("/api/v1/regions", params={"limit": limit}, headers=bearer(admin_token))
+    assert r.status_code == 200
+    assert len(r.json()["items"]) == int(limit)
+
+
+async def test_client_supplied_request_id_is_echoed_in_problem(client):
+    rid = uuid.uuid4().hex
+    r = await client.get("/api/v1/me", headers={"X-Request-ID": rid})
+    body = assert_problem(r, 401)
+    assert r.headers["x-request-id"] == rid
+    assert body["request_id"] == rid
+
+
+async def test_successful_responses_carry_a_request_id_too(client, admin_token):
+    r = await client.get("/api/v1/me", headers=bearer(admin_token))
+    assert r.status_code == 200
+    assert r.headers.get("x-request-id")
+
+
+
+
+async def _add_failing_route(app: Any) -> None:
+    async def boom() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app.add_api_route("/api/v1/test-boom", boom, methods=["GET"])
+
+
+async def test_unexpected_error_is_a_500_problem_without_internals(app, client):
+    await _add_failing_route(app)
+    r = await client.get("/api/v1/test-boom")
+    assert r.status_code == 500
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["code"] == "internal_error"
+    assert body["request_id"]
+    assert "secret" not in r.text and "Traceback" not in r.text
+
+
+async def test_unexpected_error_carries_the_request_id_header(app, client):
+    await _add_failing_route(app)
+    r = await client.get("/api/v1/test-boom")
+    assert_problem(r, 500, "internal_error")
+
+
+async def test_username_taken_is_a_409_problem(client, admin_token):
+    r = await client.post("/api/v1/users", headers=bearer(admin_token), json=user_body("prob.dup"))
+    assert r.status_code == 201, r.text
+    r = await client.post("/api/v1/users", headers=bearer(admin_token), json=user_body("prob.dup"))
+    assert_problem(r, 409, "username_taken")
+
+
+# --- constraint failures that only the database catches ---------------------------------------
+
+async def test_concurrent_creates_of_one_username_give_201_and_409_never_500(live_client):
+    token = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    responses = await asyncio.gather(*[
+        live_client.post("/api/v1/users", headers=bearer(token), json=user_body("prob.race", display_name=f"n{i}"))
+        for i in range(2)
+    ])
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409], [r.text for r in responses]
+    loser = next(r for r in responses if r.status_code == 409)
+    assert assert_problem(loser, 409)["code"] in ("username_taken", "unique_violation")
+    listed = await live_client.get("/api/v1/users", params={"q": "prob.race"}, headers=bearer(token))
+    assert [u["username"] for u in listed.json()["items"]] == ["prob.race"]
+
+
+async def _wait_for_lock_wait(engine: AsyncEngine) -> None:
+    """Until some backend of the app waits on a row/transaction lock (10 s at most)."""
+    async with engine.connect() as conn:
+        for _ in range(500):
+            waiting = (await conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND application_name = 'pqs-regulator' AND datname = current_database()"
+                " AND pid <> pg_backend_pid()"))).scalar()
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the request never blocked on the competing insert")
+
+
+async def test_unique_violation_caught_only_by_the_database_is_a_409_problem(live_client, engine):
+    """An uncommitted competing insert is invisible to the service's "username taken?" check; the
+    unique index makes the app's INSERT wait and then fail when the competitor commits. That
+    IntegrityError must become a 409 problem, and nothing of the losing request may persist."""
+    token = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    async with engine.connect() as rival:
+        await rival.execute(text(
+            "INSERT INTO app_user (id, username, password_hash, display_name, region_code, roles, active,"
+            " version, created_at, updated_at) VALUES (:id, 'prob.dbonly', 'x', 'rival', '330106',"
+            " '{inspector}', true, 1, now(), now())"), {"id": uuid.uuid4()})
+        request = asyncio.create_task(live_client.post(
+            "/api/v1/users", headers={**bearer(token), "Idempotency-Key": "prob-dbonly"},
+            json=user_body("prob.dbonly")))
+        await _wait_for_lock_wait(engine)
+        await rival.commit()
+        r = await asyncio.wait_for(request, 10)
+    body = assert_problem(r, 409, "unique_violation")
+    assert "uq_app_user_username" in body["detail"]
+    async with engine.connect() as conn:
+        names = (await conn.execute(text(
+            "SELECT display_name FROM app_user WHERE username = 'prob.dbonly'"))).scalars().all()
+        audit_rows = (await conn.execute(text(
+            "SELECT count(*) FROM audit_event WHERE action = 'user.create'"
+            " AND after->>'username' = 'prob.dbonly'"))).scalar()
+        stored_keys = (await conn.execute(text(
+            "SELECT count(*) FROM idempotency_record WHERE key = 'prob-dbonly'"))).scalar()
+    assert names == ["rival"]
+    assert audit_rows == 0
+    assert stored_keys == 0
