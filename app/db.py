@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -39,9 +40,29 @@ def start_embedded_postgres(pgdata: os.PathLike[str] | str) -> str:
     key = os.fspath(pgdata)
     if key not in _embedded_servers:
         os.makedirs(os.path.dirname(key), exist_ok=True)
+        with embedded_postgres.PostgresServer._lock:
+            _forget_dead_handles(key)
         _embedded_servers[key] = embedded_postgres.get_server(key, cleanup_mode="stop")
     uri: str = _embedded_servers[key].get_uri()
     return uri
+
+
+def _forget_dead_handles(pgdata: str) -> None:
+    """embedded-postgres stops the server when the last process using it exits, counting users in
+    a pid file; a process killed with SIGKILL never leaves it, and the server would then outlive
+    every later run. Drop the pids of processes that no longer exist."""
+    import psutil
+
+    handles = os.path.join(pgdata, ".handle_pids.json")
+    try:
+        with open(handles) as f:
+            pids = json.load(f)
+    except (OSError, ValueError):
+        return
+    live = [p for p in pids if isinstance(p, int) and psutil.pid_exists(p)]
+    if live != pids:
+        with open(handles, "w") as f:
+            json.dump(live, f)
 
 
 def asyncpg_url(libpq_uri: str, database: str) -> str:
