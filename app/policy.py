@@ -28,6 +28,13 @@ def can_grant_roles(scope: Scope, roles: Iterable[str]) -> Decision:
     return True if not missing else f"you cannot grant roles you do not hold: {', '.join(missing)}"
 
 
+def can_manage_user(scope: Scope, target_roles: Iterable[str]) -> Decision:
+    """Changing someone who holds a role you lack (e.g. resetting their password) would let you act
+    with that role: the same rule as granting it."""
+    missing = sorted(set(target_roles) - set(scope.roles))
+    return True if not missing else f"you cannot change a user who holds roles you do not hold: {', '.join(missing)}"
+
+
 def can_manage_service_accounts(scope: Scope) -> Decision:
     admin = is_admin(scope)
     if admin is not True:

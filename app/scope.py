@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlmodel import SQLModel
 
 from app.errors import NotPermitted
 from app.models.common import LEVEL_RANK, NATIONAL_CODE, Level, RegionOwned, level_of, prefix_of
@@ -83,10 +86,13 @@ def _apply_jurisdiction(state: ORMExecuteState) -> None:
     if scope.is_national:
         return
     pattern = scope.prefix + "%"
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            RegionOwned,
-            lambda cls: cls.region_code.like(pattern),
-            include_aliases=True,
-        )
-    )
+    state.statement = state.statement.options(*(
+        with_loader_criteria(cls, cls.region_code.like(pattern), include_aliases=True)
+        for cls in _region_owned_classes()
+    ))
+
+
+@cache
+def _region_owned_classes() -> tuple[type[Any], ...]:
+    """Every mapped class marked RegionOwned (criteria go on each: the mixin itself is unmapped)."""
+    return tuple(m.class_ for m in SQLModel._sa_registry.mappers if issubclass(m.class_, RegionOwned))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import StringConstraints, model_validator
 from sqlalchemy import DateTime
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 
 class Level(StrEnum):
@@ -28,6 +29,24 @@ class Role(StrEnum):
 
 
 NATIONAL_CODE = "000000"
+
+# Constrained strings for request bodies (sqlmodel's Field(regex=...) is not enforced by pydantic 2).
+RegionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+
+
+class PatchModel(SQLModel):
+    """Base of PATCH bodies: a field left out is unchanged; a field sent as null is a 422 (none of
+    our patchable fields can be emptied that way)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"fields cannot be null: {', '.join(nulls)} (leave a field out to keep it)")
+        return data
 
 
 def level_of(code: str) -> Level:

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
-from app.models.common import Level, RegionOwned, Role, tz_field, utcnow
+from app.models.common import Level, PatchModel, RegionCode, RegionOwned, Role, Username, tz_field, utcnow
 
 SERVICE_SCOPES = (
     "enterprises:read", "inspections:read", "cases:read", "notifications:read", "recalls:read",
@@ -43,10 +43,10 @@ class UserCreate(SQLModel):
         "username": "xihu.inspector1", "password": "a-long-passphrase", "display_name": "王芳",
         "region_code": "330106", "roles": ["inspector"]}})
 
-    username: str = Field(min_length=3, max_length=64, regex=r"^[A-Za-z0-9_.@-]+$")
+    username: Username
     password: str = Field(min_length=10, max_length=256)
     display_name: str = Field(min_length=1, max_length=128)
-    region_code: str = Field(regex=r"^\d{6}$")
+    region_code: RegionCode
     roles: list[Role] = Field(min_length=1)
     active: bool = True
 
@@ -56,12 +56,12 @@ class UserCreate(SQLModel):
         return sorted(set(v))  # type: ignore[assignment]
 
 
-class UserUpdate(SQLModel):
+class UserUpdate(PatchModel):
     model_config = SQLModelConfig(extra="forbid", json_schema_extra={"example": {"active": False}})
 
     password: str | None = Field(default=None, min_length=10, max_length=256)
     display_name: str | None = Field(default=None, min_length=1, max_length=128)
-    region_code: str | None = Field(default=None, regex=r"^\d{6}$")
+    region_code: RegionCode | None = None
     roles: list[Role] | None = Field(default=None, min_length=1)
     active: bool | None = None
 
@@ -106,7 +106,7 @@ class ServiceAccountCreate(SQLModel):
         "scopes": ["enterprises:read", "notifications:read"]}})
 
     name: str = Field(min_length=1, max_length=128)
-    region_code: str = Field(regex=r"^\d{6}$")
+    region_code: RegionCode
     scopes: list[str] = Field(min_length=1)
 
     @field_validator("scopes")
@@ -118,7 +118,7 @@ class ServiceAccountCreate(SQLModel):
         return sorted(set(v))
 
 
-class ServiceAccountUpdate(SQLModel):
+class ServiceAccountUpdate(PatchModel):
     model_config = SQLModelConfig(extra="forbid", json_schema_extra={"example": {"active": False}})
 
     name: str | None = Field(default=None, min_length=1, max_length=128)

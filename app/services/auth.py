@@ -64,13 +64,13 @@ async def _throttle_row(session: AsyncSession, key: str) -> LoginThrottle | None
 
 _RECORD_FAILURE = text("""
 INSERT INTO login_throttle AS t (username, failures, first_failed_at, last_failed_at, locked_until)
-VALUES (:key, 1, :now, :now, CASE WHEN 1 >= :lock_after THEN :lock_until END)
+VALUES (:key, 1, :now, :now, CASE WHEN 1 >= :lock_after THEN CAST(:lock_until AS timestamptz) END)
 ON CONFLICT (username) DO UPDATE SET
   failures = CASE WHEN t.last_failed_at < :window_start THEN 1 ELSE t.failures + 1 END,
   first_failed_at = CASE WHEN t.last_failed_at < :window_start THEN :now ELSE t.first_failed_at END,
   last_failed_at = :now,
   locked_until = CASE WHEN (CASE WHEN t.last_failed_at < :window_start THEN 1 ELSE t.failures + 1 END)
-                          >= :lock_after THEN :lock_until END
+                          >= :lock_after THEN CAST(:lock_until AS timestamptz) END
 """)
 
 

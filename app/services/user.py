@@ -91,6 +91,7 @@ async def update_user(session: AsyncSession, *, scope: Scope, user_id: uuid.UUID
                       expected_version: int, settings: Settings) -> User:
     policy.require(policy.is_admin(scope))
     user = await get_user(session, scope=scope, user_id=user_id, for_update=True)
+    policy.require(policy.can_manage_user(scope, user.roles), code="role_not_held")
     check_version(user.version, expected_version, current_body=to_public(user).model_dump(mode="json"))
     before = _snapshot(user)
     changes = data.model_dump(exclude_unset=True)
