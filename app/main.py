@@ -12,6 +12,7 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel
 
@@ -20,7 +21,7 @@ from app.db import make_engine, make_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.migrations import head_revision
 from app.routers import audit, auth, ops, reference, service_accounts, users
-from app.routing import AppRoute, is_idempotent_create
+from app.routing import AppRoute
 from app.workers import jobs
 
 DESCRIPTION = """
@@ -85,10 +86,19 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     for module in (auth, users, service_accounts, reference, audit, ops):
         app.include_router(module.router)
     app.include_router(auth.me_router)
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
+    Instrumentator(excluded_handlers=["/metrics"], registry=_metrics_registry()).instrument(app).expose(
+        app, include_in_schema=False)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """One registry per app (tests create many apps in one process), with the process collectors."""
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    return registry
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -97,14 +107,6 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema()
-    for route in app.routes:
-        if isinstance(route, AppRoute) and is_idempotent_create(route):
-            op = schema["paths"][route.path_format]["post"]
-            op.setdefault("parameters", []).append({
-                "name": "Idempotency-Key", "in": "header", "required": False,
-                "schema": {"type": "string", "maxLength": 255},
-                "description": "Repeat-safe create: the same key and body replay the first response.",
-            })
     for path in schema["paths"].values():
         for op in path.values():
             for status, resp in op.get("responses", {}).items():

@@ -47,7 +47,24 @@ def is_idempotent_create(route: APIRoute) -> bool:
     return route.methods == {"POST"} and route.status_code == 201
 
 
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Repeat-safe create: the same key and body replay the first response for 30 days; "
+                   "another body is 422 `idempotency_key_reused`, a concurrent repeat 409.",
+}
+
+
 class AppRoute(APIRoute):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if is_idempotent_create(self):
+            extra = dict(self.openapi_extra or {})
+            params = list(extra.get("parameters", []))
+            if IDEMPOTENCY_PARAMETER not in params:
+                extra["parameters"] = [*params, IDEMPOTENCY_PARAMETER]
+            self.openapi_extra = extra
+
     def get_route_handler(self) -> Handler:
         inner = super().get_route_handler()
         idempotent = is_idempotent_create(self)
