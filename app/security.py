@@ -75,7 +75,7 @@ def encode_token(
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "sub": subject,
-        "iat": int(now.timestamp()),
+        "iat": round(now.timestamp(), 3),  # ms: a password change cuts off tokens issued before it
         "nbf": int(now.timestamp()),
         "exp": int((now + timedelta(seconds=ttl_seconds)).timestamp()),
         "jti": jti or str(uuid.uuid4()),

@@ -34,6 +34,8 @@ class User(RegionOwned, SQLModel, table=True):
     roles: list[str] = Field(sa_column=_roles_column())
     active: bool = True
     version: int = 1
+    tokens_valid_after: datetime | None = tz_field(
+        default=None, description="access tokens issued (iat) before this are refused")
     created_at: datetime = tz_field(default_factory=utcnow)
     updated_at: datetime = tz_field(default_factory=utcnow)
 

@@ -123,7 +123,7 @@ async def refresh(session: AsyncSession, settings: Settings, *, token: str) -> T
         await audit.record(session, action="auth.refresh_reuse_detected", entity_type="user",
                            entity_id=str(row.user_id), region_code=None, after={"family": str(row.family_id)},
                            actor_type="user", actor_name=None)
-        raise Unauthenticated("Refresh token was already used; all tokens of this login are revoked",
+        raise Unauthenticated("Refresh token was already used; every refresh token of this login is revoked",
                               code="refresh_token_reused", commit=True)
     user = (await session.execute(
         select(User).where(User.id == row.user_id).execution_options(unscoped=True)
@@ -192,6 +192,8 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Scope:
     if urow is None or urow[1] or not urow[0].active:
         raise Unauthenticated("Token no longer valid", code="invalid_token")
     user: User = urow[0]
+    if user.tokens_valid_after is not None and claims.iat < user.tokens_valid_after:
+        raise Unauthenticated("Token issued before the password was changed", code="invalid_token")
     return Scope(principal_id=user.id, principal_type="user", username=user.username,
                  region_code=user.region_code, roles=frozenset(user.roles))
 

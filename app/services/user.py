@@ -114,6 +114,8 @@ async def update_user(session: AsyncSession, *, scope: Scope, user_id: uuid.UUID
         user.active = changes["active"]
     if revoke_reason:
         await auth_service.revoke_user_tokens(session, user.id, reason=revoke_reason)
+        now = utcnow()
+        user.tokens_valid_after = now.replace(microsecond=now.microsecond // 1000 * 1000)  # iat has ms
     user.version += 1
     user.updated_at = utcnow()
     await session.flush()
