@@ -20,7 +20,7 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-def _if_match(
+async def _if_match(
     if_match: Annotated[str | None, Header(description='ETag of the version being changed, e.g. "3"')] = None,
 ) -> int:
     if if_match is None:

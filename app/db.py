@@ -124,7 +124,9 @@ def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_size", settings.db_pool_size)
         kwargs.setdefault("max_overflow", settings.db_max_overflow)
         kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping (a round trip per checkout); connections are recycled instead, and a request
+        # that meets a dropped connection fails once and the pool replaces it.
+        kwargs.setdefault("pool_recycle", 1800)
     return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 

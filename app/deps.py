@@ -21,17 +21,23 @@ oauth2_scheme = OAuth2PasswordBearer(
 )
 
 
-def get_session(request: Request) -> AsyncSession:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
+# a cost paid on every request.
+async def get_session(request: Request) -> AsyncSession:
     """The request's session, opened and committed by app.routing.AppRoute."""
     session: AsyncSession = request.state.session
     return session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def settings_dep() -> Settings:
+    return get_settings()
 
 
-def access_claims(token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep) -> TokenClaims:
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+
+
+async def access_claims(token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep) -> TokenClaims:
     if not token:
         raise Unauthenticated("Send 'Authorization: Bearer <access token>'")
     try:
@@ -40,7 +46,7 @@ def access_claims(token: Annotated[str | None, Depends(oauth2_scheme)], settings
         raise Unauthenticated(str(exc), code="invalid_token") from exc
 
 
-def optional_access_claims(token: Annotated[str | None, Depends(oauth2_scheme)],
+async def optional_access_claims(token: Annotated[str | None, Depends(oauth2_scheme)],
                            settings: SettingsDep) -> TokenClaims | None:
     if not token:
         return None

@@ -31,7 +31,7 @@ class PageParams:
     cursor: str | None
 
 
-def _page_params(
+async def _page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")] = 50,
     cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
 ) -> PageParams:
