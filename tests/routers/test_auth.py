@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from app.config import Settings, get_settings
+from app.deps import settings_dep
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
 from app.security import sha256_hex
 from tests.conftest import ADMIN_PASSWORD, bearer, create_user, login
@@ -540,7 +541,7 @@ async def test_token_signed_with_older_kid_still_in_key_set_is_accepted_after_ro
     assert token_header(old_pair["access_token"])["kid"] == old_kid
 
     rotated = settings_with(jwt_keys=json.dumps(settings.key_set | {"rot-2": OTHER_KEY}), jwt_active_kid="rot-2")
-    app.dependency_overrides[get_settings] = lambda: rotated
+    app.dependency_overrides[settings_dep] = lambda: rotated
     try:
         r = await me(client, old_pair["access_token"])
         assert r.status_code == 200, r.text
@@ -559,7 +560,7 @@ async def test_token_signed_with_older_kid_still_in_key_set_is_accepted_after_ro
         claims = access_claims_for(rotated, user["id"])
         assert_unauthenticated(await me(client, sign(rotated, claims, kid=old_kid, key=OTHER_KEY)))
     finally:
-        app.dependency_overrides.pop(get_settings, None)
+        app.dependency_overrides.pop(settings_dep, None)
 
 
 async def test_token_signed_with_kid_removed_from_key_set_is_rejected(
@@ -567,12 +568,12 @@ async def test_token_signed_with_kid_removed_from_key_set_is_rejected(
 ) -> None:
     old_pair = await login(client, "xihu.inspector", USER_PASSWORD)
     retired = settings_with(jwt_keys=json.dumps({"rot-2": OTHER_KEY}), jwt_active_kid="rot-2")
-    app.dependency_overrides[get_settings] = lambda: retired
+    app.dependency_overrides[settings_dep] = lambda: retired
     try:
         assert_unauthenticated(await me(client, old_pair["access_token"]))
         assert_unauthenticated(await do_refresh(client, old_pair["refresh_token"]))
     finally:
-        app.dependency_overrides.pop(get_settings, None)
+        app.dependency_overrides.pop(settings_dep, None)
 
 
 # --- refresh rotation ------------------------------------------------------------------------------
