@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     login_lockout_seconds: int = 900
     login_failure_window_seconds: int = 900
 
+    storage_dir: Path | None = Field(default=None, description="attachment files; unset = data_dir/files")
+    attachment_max_bytes: int = 20 * 1024 * 1024
+
     idempotency_ttl_days: int = 30
     audit_log_enabled: bool = Field(
         default=True, description="benchmark switch only: false writes no audit rows (refused in prod)"
@@ -89,6 +92,10 @@ class Settings(BaseSettings):
             if not self.audit_log_enabled:
                 raise ValueError("APP_AUDIT_LOG_ENABLED=false is a benchmark switch, refused in prod")
         return self
+
+    @property
+    def files_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "files"
 
     @property
     def key_set(self) -> dict[str, str]:

@@ -39,7 +39,8 @@ security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ADMIN_PASSWORD = "admin-test-password"
 # Tables whose rows tests create; reference data and the migration stamp stay.
 WORK_TABLES = ("audit_event", "idempotency_record", "login_throttle", "refresh_token",
-               "revoked_access_token", "service_account", "app_user")
+               "revoked_access_token", "service_account", "app_user", "attachment", "penalty_case",
+               "inspection", "license", "enterprise_key_flag", "enterprise")
 
 
 def _test_database_url() -> str:

@@ -2,12 +2,21 @@
 
 from app.models.audit import AuditEvent
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
+from app.models.case import PenaltyCase
+from app.models.enterprise import Enterprise, EnterpriseKeyFlag, License
 from app.models.idempotency import IdempotencyRecord
+from app.models.inspection import Attachment, Inspection
 from app.models.reference import ProductCategory, Region
 from app.models.user import ServiceAccount, User
 
 __all__ = [
+    "Attachment",
     "AuditEvent",
+    "Enterprise",
+    "EnterpriseKeyFlag",
+    "Inspection",
+    "License",
+    "PenaltyCase",
     "IdempotencyRecord",
     "LoginThrottle",
     "ProductCategory",

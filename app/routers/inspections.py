@@ -1,0 +1,7 @@
+"""Routes for inspections (being built)."""
+
+from __future__ import annotations
+
+from app.routers import secured_router
+
+router = secured_router(prefix="/api/v1/inspections", tags=["inspections"])
