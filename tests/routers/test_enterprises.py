@@ -1,0 +1,177 @@
+"""Enterprises: GB 32100 codes, jurisdiction, filters and search, optimistic concurrency, audit."""
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app.services import uscc
+from tests.conftest import bearer, user_token
+
+VALID = uscc.make("91330106MA2B0XK79")  # check character computed: C
+WRONG_CHECK = VALID[:17] + ("0" if VALID[17] != "0" else "1")
+
+
+def body(code: str = VALID, **kw: Any) -> dict[str, Any]:
+    b: dict[str, Any] = {"uscc": code, "name": "杭州西湖电线电缆有限公司", "region_code": "330106",
+                         "size": "medium", "category_codes": ["05", "0501"], "legal_representative": "张伟"}
+    b.update(kw)
+    return b
+
+
+async def create(client: httpx.AsyncClient, token: str, **kw: Any) -> dict[str, Any]:
+    r = await client.post("/api/v1/enterprises", headers=bearer(token), json=body(**kw))
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def count(connection, where: str = "true") -> int:
+    return int((await connection.execute(text(f"SELECT count(*) FROM enterprise WHERE {where}"))).scalar())
+
+
+async def test_create_returns_the_enterprise_unlicensed_and_flagged(client, admin_token, connection):
+    e = await create(client, admin_token)
+    assert e["uscc"] == VALID and e["licensed"] is False and e["version"] == 1
+    assert e["key_flags"] == [{"criterion": "unlicensed", "reason": "no valid production licence", "source": "auto"}]
+    audit = (await connection.execute(text(
+        "SELECT action, actor_name FROM audit_event WHERE entity_id = :id"), {"id": e["id"]})).all()
+    assert [tuple(a) for a in audit] == [("enterprise.create", "admin")]
+
+
+async def test_wrong_check_character_is_422_saying_so(client, admin_token, connection):
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token), json=body(WRONG_CHECK))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_uscc"
+    assert f"GB 32100 gives '{VALID[17]}'" in r.json()["detail"]
+    assert await count(connection) == 0
+
+
+@pytest.mark.parametrize("code", ["91330106MA2B0XK7", "91330106MA2B0XKI9C", "9133O106MA2B0XK79C", "913301O6MA2B0XK79C"])
+async def test_malformed_codes_are_422(client, admin_token, code):
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token), json=body(code))
+    assert r.status_code == 422
+
+
+async def test_provincial_admin_accepts_a_pilot_code_with_a_recorded_reason(client, admin_token, connection):
+    prov = await user_token(client, admin_token, username="zj.admin", region_code="330000",
+                            roles=["admin", "inspector"])
+    reason = "2015 年试点地区早期代码，经核实有效"
+    e = await create(client, prov, code=WRONG_CHECK, uscc_check_override=reason)
+    stored = (await connection.execute(text("SELECT uscc_check_override FROM enterprise WHERE id = :id"),
+                                       {"id": e["id"]})).scalar()
+    assert stored == reason
+    after = (await connection.execute(text(
+        "SELECT after FROM audit_event WHERE entity_id = :id"), {"id": e["id"]})).scalar()
+    assert after["uscc_check_override"] == reason
+
+
+async def test_county_admin_cannot_accept_a_pilot_code(client, admin_token, connection):
+    county = await user_token(client, admin_token, username="xh.admin", region_code="330106",
+                              roles=["admin", "inspector"])
+    r = await client.post("/api/v1/enterprises", headers=bearer(county),
+                          json=body(WRONG_CHECK, uscc_check_override="looks fine to me"))
+    assert r.status_code == 403 and r.json()["code"] == "uscc_override_not_permitted"
+    assert await count(connection) == 0
+
+
+async def test_override_is_refused_for_codes_that_verify(client, admin_token):
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token),
+                          json=body(uscc_check_override="not needed at all"))
+    assert r.status_code == 422 and r.json()["code"] == "override_not_needed"
+
+
+async def test_uscc_is_unique(client, admin_token, connection):
+    await create(client, admin_token)
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token), json=body(name="另一家公司"))
+    assert r.status_code == 409 and r.json()["code"] == "uscc_taken"
+    assert await count(connection) == 1
+
+
+async def test_client_supplied_id_replays_and_conflicts(client, admin_token, connection):
+    eid = "0b7e1c8a-9d55-4f0e-8d44-3f3f0f5e2a10"
+    first = await create(client, admin_token, id=eid)
+    again = await create(client, admin_token, id=eid)
+    assert again["id"] == first["id"] == eid and await count(connection) == 1
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token), json=body(id=eid, name="别的名字公司"))
+    assert r.status_code == 409 and r.json()["code"] == "id_conflict"
+
+
+async def test_read_only_fields_and_unknown_fields_are_422(client, admin_token):
+    for extra in ({"licensed": True}, {"key_flags": []}, {"version": 3}):
+        r = await client.post("/api/v1/enterprises", headers=bearer(admin_token), json=body(**extra))
+        assert r.status_code == 422, extra
+
+
+async def test_unknown_category_and_region_are_422(client, admin_token):
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token), json=body(category_codes=["99"]))
+    assert r.status_code == 422 and r.json()["code"] == "unknown_category"
+    r = await client.post("/api/v1/enterprises", headers=bearer(admin_token),
+                          json=body(uscc.make("91339999MA2B0XK79"), region_code="339999"))
+    assert r.status_code == 422 and r.json()["code"] == "unknown_region"
+
+
+async def test_county_inspector_is_confined_to_its_county(client, admin_token, connection):
+    other = await create(client, admin_token, code=uscc.make("91330102MA2B0XK71"), region_code="330102",
+                         name="上城区某电器厂")
+    mine = await create(client, admin_token)
+    inspector = await user_token(client, admin_token, username="xh.insp", region_code="330106", roles=["inspector"])
+    h = bearer(inspector)
+
+    assert (await client.get(f"/api/v1/enterprises/{other['id']}", headers=h)).status_code == 404
+    assert (await client.get(f"/api/v1/enterprises/{mine['id']}", headers=h)).status_code == 200
+    listed = (await client.get("/api/v1/enterprises", headers=h)).json()["items"]
+    assert [e["id"] for e in listed] == [mine["id"]]
+    r = await client.get("/api/v1/enterprises", headers=h, params={"region": "330102"})
+    assert r.status_code == 403 and r.json()["code"] == "not_in_jurisdiction"
+    r = await client.patch(f"/api/v1/enterprises/{other['id']}", headers=h | {"If-Match": '"1"'},
+                           json={"name": "改名"})
+    assert r.status_code == 404
+    r = await client.post("/api/v1/enterprises", headers=h,
+                          json=body(uscc.make("91330102MA2B0XK72"), region_code="330102"))
+    assert r.status_code == 403 and r.json()["code"] == "not_in_jurisdiction"
+    assert await count(connection, "region_code = '330102'") == 1
+
+
+async def test_leaders_read_but_do_not_write_archives(client, admin_token):
+    leader = await user_token(client, admin_token, username="xh.leader", region_code="330106", roles=["leader"])
+    r = await client.post("/api/v1/enterprises", headers=bearer(leader), json=body())
+    assert r.status_code == 403
+    assert (await client.get("/api/v1/enterprises", headers=bearer(leader))).status_code == 200
+
+
+async def test_filters_and_search(client, admin_token):
+    cable = await create(client, admin_token)
+    helmet = await create(client, admin_token, code=uscc.make("91330106MA2B0XK75"), name="西湖安全帽制造厂",
+                          size="large", category_codes=["0102"])
+    h = bearer(admin_token)
+
+    async def ids(**params: Any) -> set[str]:
+        r = await client.get("/api/v1/enterprises", headers=h, params=params)
+        assert r.status_code == 200, r.text
+        return {e["id"] for e in r.json()["items"]}
+
+    assert await ids(category="05") == {cable["id"]}
+    assert await ids(category="01") == {helmet["id"]}  # sub-product 0102 is under 01
+    assert await ids(size="large") == {helmet["id"]}
+    assert await ids(q="安全帽") == {helmet["id"]}
+    assert await ids(q=cable["uscc"][:17]) == {cable["id"]}
+    assert await ids(q=cable["uscc"][:10]) == {cable["id"], helmet["id"]}
+    assert await ids(q="100%_") == set()
+    assert await ids(licensed=False, key=True) == {cable["id"], helmet["id"]}
+    assert await ids(key=False) == set()
+    assert await ids(region="330100") == {cable["id"], helmet["id"]}
+
+
+async def test_patch_needs_if_match_and_refuses_stale_versions(client, admin_token, connection):
+    e = await create(client, admin_token)
+    url, h = f"/api/v1/enterprises/{e['id']}", bearer(admin_token)
+    assert (await client.patch(url, headers=h, json={"size": "large"})).status_code == 428
+    ok = await client.patch(url, headers=h | {"If-Match": '"1"'}, json={"size": "large"})
+    assert ok.status_code == 200 and ok.json()["version"] == 2 and ok.headers["etag"] == '"2"'
+    stale = await client.patch(url, headers=h | {"If-Match": '"1"'}, json={"size": "small"})
+    assert stale.status_code == 412 and stale.json()["current"]["size"] == "large"
+    assert await count(connection, "size = 'large'") == 1
+    for forbidden in ({"uscc": VALID}, {"region_code": "330102"}, {"licensed": True}, {"name": None}):
+        r = await client.patch(url, headers=h | {"If-Match": '"2"'}, json=forbidden)
+        assert r.status_code == 422, forbidden
