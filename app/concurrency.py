@@ -9,7 +9,8 @@ from fastapi import Depends, Header, Response
 
 from app.errors import PreconditionFailed, PreconditionRequired
 
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+# Weak ETags are accepted (proxies weaken ETags when they compress); at most 18 digits.
+_ETAG = re.compile(r'^\s*(?:W/)?"([0-9]{1,18})"\s*$')
 
 
 def etag(version: int) -> str:
@@ -25,6 +26,8 @@ async def _if_match(
 ) -> int:
     if if_match is None:
         raise PreconditionRequired("This change needs an If-Match header with the resource's ETag")
+    if if_match.strip() == "*":  # RFC 9110: matches whatever the current version is
+        return ANY_VERSION
     m = _ETAG.match(if_match)
     if not m:
         raise PreconditionFailed("If-Match does not match the current version", extra={"current_version": None})
@@ -32,11 +35,12 @@ async def _if_match(
 
 
 IfMatchDep = Annotated[int, Depends(_if_match)]
+ANY_VERSION = -1  # If-Match: *
 
 
 def check_version(current: int, expected: int, *, current_body: object | None = None) -> None:
     """412 when the client changed a stale copy; the body shows the server's copy."""
-    if current != expected:
+    if expected != ANY_VERSION and current != expected:
         extra: dict[str, object] = {"current_version": current}
         if current_body is not None:
             extra["current"] = current_body

@@ -84,11 +84,13 @@ class Settings(BaseSettings):
     def _refuse_dev_secrets_outside_dev(self) -> Settings:
         if self.jwt_active_kid not in self.key_set:
             raise ValueError("jwt_active_kid must name a key in jwt_keys")
-        if self.env == "prod":
+        # Public dev secrets are for a developer's own machine: never with prod, never listening beyond loopback.
+        if self.env == "prod" or self.host not in ("127.0.0.1", "localhost", "::1"):
             if self.jwt_keys == DEV_JWT_KEYS:
-                raise ValueError("APP_JWT_KEYS must be set outside dev (the default key is public)")
+                raise ValueError("APP_JWT_KEYS must be set in prod or when serving beyond loopback "
+                                 "(the default key is public)")
             if self.bootstrap_admin_password == DEV_ADMIN_PASSWORD:
-                raise ValueError("APP_BOOTSTRAP_ADMIN_PASSWORD must be set outside dev")
+                raise ValueError("APP_BOOTSTRAP_ADMIN_PASSWORD must be set in prod or when serving beyond loopback")
             if not self.audit_log_enabled:
                 raise ValueError("APP_AUDIT_LOG_ENABLED=false is a benchmark switch, refused in prod")
         return self

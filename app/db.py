@@ -127,7 +127,8 @@ def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
         # No pre-ping (a round trip per checkout); connections are recycled instead, and a request
         # that meets a dropped connection fails once and the pool replaces it.
         kwargs.setdefault("pool_recycle", 1800)
-    return create_async_engine(url, connect_args=connect_args, **kwargs)
+    # hide_parameters: a logged database error must not carry password hashes or typed usernames
+    return create_async_engine(url, connect_args=connect_args, hide_parameters=True, **kwargs)
 
 
 def make_sessionmaker(bind: Any, **kwargs: Any) -> async_sessionmaker[AsyncSession]:

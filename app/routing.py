@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
 from app.services import idempotency
@@ -33,6 +34,11 @@ def db_error_to_problem(exc: DBAPIError) -> AppError:
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None),
                                                                 "sqlstate", None)
     cls, code, detail = _PG_CODES.get(str(sqlstate), (None, None, None))
+    if cls is None and str(sqlstate).startswith("22"):  # data exceptions: NUL bytes, out of range, bad encoding
+        cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
+    if cls is None and getattr(exc, "connection_invalidated", False):
+        return ServiceUnavailable("The database connection was lost; retry", code="database_unavailable",
+                                  headers={"Retry-After": "1"})
     if cls is None:
         if isinstance(exc, IntegrityError):
             return Conflict("The change conflicts with stored data", code="integrity_error")
@@ -64,6 +70,8 @@ class AppRoute(APIRoute):
             if IDEMPOTENCY_PARAMETER not in params:
                 extra["parameters"] = [*params, IDEMPOTENCY_PARAMETER]
             self.openapi_extra = extra
+        # Fields a stored create response must not keep (a secret is shown once, never replayed).
+        self.replay_redact: tuple[str, ...] = tuple((self.openapi_extra or {}).get("x-replay-omits", ()))
 
     def get_route_handler(self) -> Handler:
         inner = super().get_route_handler()
@@ -81,7 +89,7 @@ class AppRoute(APIRoute):
                             return claim.replay
                     response = await inner(request)
                     if claim is not None and 200 <= response.status_code < 300:
-                        await idempotency.store(session, claim, response)
+                        await idempotency.store(session, claim, response, redact=self.replay_redact)
                     await session.commit()
                     return response
                 except AppError as err:
@@ -93,5 +101,8 @@ class AppRoute(APIRoute):
                 except DBAPIError as exc:
                     await session.rollback()
                     raise db_error_to_problem(exc) from exc
+                except PoolTimeoutError as exc:
+                    raise ServiceUnavailable("All database connections are busy; retry shortly",
+                                             code="database_busy", headers={"Retry-After": "1"}) from exc
 
         return handler

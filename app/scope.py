@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql import visitors
 from sqlmodel import SQLModel
 
 from app.errors import NotPermitted
@@ -70,21 +70,29 @@ def current(session: Session) -> Scope | None:
     return s if isinstance(s, Scope) else None
 
 
+def _region_owned_tables() -> frozenset[str]:
+    return frozenset(cls.__table__.name for cls in _region_owned_classes())  # type: ignore[attr-defined]
+
+
 def _touches_region_owned(state: ORMExecuteState) -> bool:
-    return any(issubclass(m.class_, RegionOwned) for m in state.all_mappers)
+    """Any region-owned table anywhere in the statement (subqueries, EXISTS, CTEs, unions too)."""
+    names = _region_owned_tables()
+    return any(isinstance(el, Table) and el.name in names for el in visitors.iterate(state.statement))  # type: ignore[arg-type]
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _apply_jurisdiction(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
-    if state.execution_options.get("unscoped") or not _touches_region_owned(state):
+    if not (state.is_select or state.is_update or state.is_delete) or state.execution_options.get("unscoped"):
         return
     scope = current(state.session)
     if scope is None:
-        raise ScopeMissing("query of a region-owned table without a jurisdiction scope")
+        if _touches_region_owned(state):
+            raise ScopeMissing("query of a region-owned table without a jurisdiction scope")
+        return
     if scope.is_national:
         return
+    # Criteria for every region-owned class, whether it is the selected entity or sits in a subquery,
+    # an EXISTS, a CTE or a count: with_loader_criteria applies wherever the entity appears.
     pattern = scope.prefix + "%"
     state.statement = state.statement.options(*(
         with_loader_criteria(cls, cls.region_code.like(pattern), include_aliases=True)
@@ -92,7 +100,15 @@ def _apply_jurisdiction(state: ORMExecuteState) -> None:
     ))
 
 
-@cache
 def _region_owned_classes() -> tuple[type[Any], ...]:
-    """Every mapped class marked RegionOwned (criteria go on each: the mixin itself is unmapped)."""
-    return tuple(m.class_ for m in SQLModel._sa_registry.mappers if issubclass(m.class_, RegionOwned))
+    """Every mapped class marked RegionOwned (criteria go on each: the mixin itself is unmapped).
+    Recomputed when the registry grows, so a model imported late is never left unfiltered."""
+    mappers = SQLModel._sa_registry.mappers
+    if _cache.get("n") != len(mappers):
+        _cache["classes"] = tuple(m.class_ for m in mappers if issubclass(m.class_, RegionOwned))
+        _cache["n"] = len(mappers)
+    classes: tuple[type[Any], ...] = _cache["classes"]
+    return classes
+
+
+_cache: dict[str, Any] = {}

@@ -11,8 +11,8 @@ from typing import Any
 
 os.environ.setdefault("APP_ENV", "test")
 os.environ["APP_RUN_BACKGROUND_JOBS"] = "false"
-os.environ["APP_LOGIN_SLOWDOWN_BASE_SECONDS"] = "0.01"
-os.environ["APP_LOGIN_SLOWDOWN_MAX_SECONDS"] = "0.05"
+os.environ["APP_LOGIN_SLOWDOWN_BASE_SECONDS"] = "0"  # slowdown tests set their own delays
+os.environ["APP_LOGIN_SLOWDOWN_MAX_SECONDS"] = "0"
 os.environ["APP_LOG_JSON"] = "false"
 os.environ["APP_BOOTSTRAP_ADMIN_USERNAME"] = "admin"
 os.environ["APP_BOOTSTRAP_ADMIN_PASSWORD"] = "admin-test-password"

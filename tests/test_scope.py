@@ -189,3 +189,48 @@ async def test_reads_follow_a_transfer_at_once(client, admin_token, world):
     assert r.status_code == 200, r.text
     assert (await client.get(f"/api/v1/users/{world['t330205']}", headers=bearer(token))).status_code == 200
     assert (await client.get(f"/api/v1/users/{world['t330106']}", headers=bearer(token))).status_code == 404
+
+
+async def test_scope_filters_counts_subqueries_exists_unions_and_ctes(sessionmaker):
+    """The filter follows a region-owned table wherever it appears in a statement."""
+    import uuid
+
+    from sqlalchemy import exists, func, select
+
+    from app import scope as scope_mod
+    from app.models.reference import Region
+    from app.models.user import User
+    from app.scope import Scope
+
+    async with sessionmaker() as s:
+        for rc in ("330106", "320102"):
+            s.add(User(username=f"shape.{rc}", password_hash="x", display_name="d", region_code=rc,
+                       roles=["inspector"]))
+        await s.commit()
+    async with sessionmaker() as s:
+        scope_mod.attach(s.sync_session, Scope(principal_id=uuid.uuid4(), principal_type="user", username="x",
+                                               region_code="330106"))
+        mine = User.username.like("shape.%")  # type: ignore[attr-defined]
+        assert (await s.execute(select(func.count()).select_from(User).where(mine))).scalar() == 1
+        outside = select(Region.code).where(Region.code == "320102",
+                                            exists(select(User.id).where(User.region_code == Region.code)))
+        assert (await s.execute(outside)).all() == []
+        in_sub = select(Region.code).where(Region.code.in_(select(User.region_code).where(mine)))
+        assert [r[0] for r in (await s.execute(in_sub)).all()] == ["330106"]
+        union = select(User.username).where(mine).union_all(select(User.username).where(mine))
+        assert sorted(r[0] for r in (await s.execute(union)).all()) == ["shape.330106", "shape.330106"]
+        cte = select(User.username).where(mine).cte()
+        assert [r[0] for r in (await s.execute(select(cte.c.username))).all()] == ["shape.330106"]
+
+
+async def test_a_region_owned_query_without_a_scope_fails_closed(sessionmaker):
+    from sqlalchemy import exists, select
+
+    from app.models.reference import Region
+    from app.models.user import User
+    from app.scope import ScopeMissing
+
+    async with sessionmaker() as s:
+        with pytest.raises(ScopeMissing):
+            await s.execute(select(Region.code).where(exists(select(User.id).where(User.region_code == Region.code))))
+        assert (await s.execute(select(Region.code).where(Region.code == "330106"))).scalar() == "330106"

@@ -31,7 +31,7 @@ class Role(StrEnum):
 NATIONAL_CODE = "000000"
 
 # Constrained strings for request bodies (sqlmodel's Field(regex=...) is not enforced by pydantic 2).
-RegionCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 
 

@@ -41,4 +41,4 @@ class ProductCategory(ProductCategoryBase, table=True):
 
 class ProductCategoryPublic(ProductCategoryBase):
     model_config = SQLModelConfig(json_schema_extra={"example": {
-        "code": "06", "name": "电线电缆", "parent_code": None, "key": True}})
+        "code": "05", "name": "电线电缆", "parent_code": None, "key": True}})

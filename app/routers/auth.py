@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Depends, Form
+from fastapi import Depends, Form, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,6 +51,12 @@ class Me(BaseModel):
 _basic = HTTPBasic(auto_error=False, description="client_id:client_secret for client_credentials")
 
 
+def _no_store(response: Response) -> None:
+    """RFC 6749 §5.1: token responses are never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 def _out(pair: auth_service.TokenPair) -> TokenResponse:
     return TokenResponse(access_token=pair.access_token, expires_in=pair.expires_in,
                          refresh_token=pair.refresh_token, scope=pair.scope)
@@ -58,6 +64,7 @@ def _out(pair: auth_service.TokenPair) -> TokenResponse:
 
 @router.post("/token", response_model=TokenResponse, responses=problem_responses(401, 422, 429))
 async def token(
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     grant_type: Annotated[str, Form(description="password | client_credentials")] = "password",
@@ -72,6 +79,7 @@ async def token(
     Basic by clients that send them there) for service accounts returns an access token only.
     Repeated failures for a username are slowed and then locked (429 `login_locked`), the same way
     whether or not the username exists."""
+    _no_store(response)
     if grant_type == "password":
         if not username or password is None:
             raise Unprocessable("username and password are required for the password grant",
@@ -89,9 +97,12 @@ async def token(
 
 
 @router.post("/refresh", response_model=TokenResponse, responses=problem_responses(401, 422))
-async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep,
+                  response: Response) -> TokenResponse:
     """Exchange a refresh token for a new pair. The old refresh token is retired; presenting a
-    retired one again revokes every token of that login (reuse detection, 401 `refresh_token_reused`)."""
+    retired one again revokes every refresh token of that login (reuse detection, 401
+    `refresh_token_reused`)."""
+    _no_store(response)
     return _out(await auth_service.refresh(session, settings, token=body.refresh_token))
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.routers import open_router
+
+log = logging.getLogger(__name__)
 
 router = open_router(tags=["operations"])
 
@@ -25,7 +29,8 @@ async def readyz(request: Request) -> JSONResponse:
         async with request.app.state.sessionmaker() as session:
             current = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
     if current != head:
         return JSONResponse({"status": "unavailable", "reason": "migrations pending",
                              "database": current, "code": head}, status_code=503)

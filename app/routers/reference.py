@@ -20,7 +20,7 @@ router = secured_router(prefix="/api/v1", tags=["reference data"])
 @router.get("/regions", response_model=Page[RegionPublic], responses=problem_responses(401, 422))
 async def list_regions(
     session: SessionDep, page: PageDep,
-    parent: Annotated[str | None, Query(pattern=r"^\d{6}$", description="children of this code")] = None,
+    parent: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="children of this code")] = None,
     level: Level | None = None,
     q: Annotated[str | None, Query(max_length=32, description="full name contains")] = None,
 ) -> Page[RegionPublic]:
@@ -32,14 +32,14 @@ async def list_regions(
 
 
 @router.get("/regions/{code}", response_model=RegionPublic, responses=problem_responses(401, 404, 422))
-async def get_region(code: Annotated[str, Path(pattern=r"^\d{6}$")], session: SessionDep) -> RegionPublic:
+async def get_region(code: Annotated[str, Path(pattern=r"^[0-9]{6}$")], session: SessionDep) -> RegionPublic:
     """One region by its 6-digit code."""
     return RegionPublic.model_validate(await reference.get_region(session, code), from_attributes=True)
 
 
-@router.get("/product-categories", response_model=list[ProductCategoryPublic], responses=problem_responses(401))
-async def list_product_categories(session: SessionDep, key: bool | None = None) -> list[ProductCategoryPublic]:
+@router.get("/product-categories", response_model=Page[ProductCategoryPublic], responses=problem_responses(401))
+async def list_product_categories(session: SessionDep, key: bool | None = None) -> Page[ProductCategoryPublic]:
     """The product-category tree: the ten key categories of DOMAIN.md §2 (`parent_code: null`) and
-    their sub-products. A short, fixed list, so not paginated."""
-    return [ProductCategoryPublic.model_validate(c, from_attributes=True)
-            for c in await reference.list_categories(session, key=key)]
+    their sub-products. A short, fixed list: one page, `next_cursor` always null."""
+    return Page[ProductCategoryPublic](items=[ProductCategoryPublic.model_validate(c, from_attributes=True)
+                                              for c in await reference.list_categories(session, key=key)])

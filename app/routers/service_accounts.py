@@ -17,10 +17,13 @@ from app.services import service_account as sa_service
 router = secured_router(prefix="/api/v1/service-accounts", tags=["service accounts"])
 
 
-@router.post("", status_code=201, response_model=ServiceAccountCreated, responses=problem_responses(401, 403, 422))
+@router.post("", status_code=201, response_model=ServiceAccountCreated, responses=problem_responses(401, 403, 422),
+             openapi_extra={"x-replay-omits": ["client_secret"]})
 async def create_service_account(body: ServiceAccountCreate, scope: ScopeDep, session: SessionDep,
                                  response: Response) -> ServiceAccountCreated:
-    """Create a machine client; `client_secret` is in this response only (store it now)."""
+    """Create a machine client; `client_secret` is in this response only (store it now): a replay of
+    the same `Idempotency-Key` answers the account without it, and only a hash is kept."""
+    response.headers["Cache-Control"] = "no-store"
     created = await sa_service.create(session, scope=scope, data=body)
     set_etag(response, created.version)
     response.headers["Location"] = f"/api/v1/service-accounts/{created.id}"

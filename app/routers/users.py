@@ -32,7 +32,7 @@ async def create_user(body: UserCreate, scope: ScopeDep, session: SessionDep, re
 @router.get("", response_model=Page[UserPublic], responses=problem_responses(401, 403, 422))
 async def list_users(
     scope: ScopeDep, session: SessionDep, page: PageDep,
-    region: Annotated[str | None, Query(pattern=r"^\d{6}$", description="inside this region")] = None,
+    region: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="inside this region")] = None,
     role: Role | None = None,
     active: bool | None = None,
     q: Annotated[str | None, Query(max_length=64, description="username or display name contains")] = None,

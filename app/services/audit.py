@@ -116,7 +116,7 @@ async def seal(session: AsyncSession, *, batch: int = 5000) -> int:
 
 async def verify(session: AsyncSession, *, batch: int = 5000) -> dict[str, Any]:
     """Seal what is pending, then walk the whole chain; name the first broken link."""
-    while await seal(session) == batch:
+    while await seal(session, batch=batch) == batch:
         pass
     checked, expected_seq, prev = 0, 1, GENESIS
     stmt = select(AuditEvent).execution_options(unscoped=True)

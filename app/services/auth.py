@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,12 +14,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.config import Settings
-from app.errors import AppError, RateLimited, Unauthenticated
+from app.errors import RateLimited, Unauthenticated
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
 from app.models.common import utcnow
 from app.models.user import ServiceAccount, User
 from app.scope import Scope
-from app.security import TokenClaims, TokenError, decode_token, encode_token, sha256_hex, verify_password
+from app.security import (
+    TokenClaims,
+    TokenError,
+    decode_token,
+    encode_token,
+    sha256_hex,
+    verify_password,
+    verify_secret,
+)
 from app.services import audit
 
 INVALID_LOGIN = "Invalid username or password"
@@ -34,26 +43,49 @@ class TokenPair:
 
 async def password_grant(session: AsyncSession, settings: Settings, *, username: str, password: str) -> TokenPair:
     key = username.strip().lower()[:128]
-    throttle = await _throttle_row(session, key)
     now = utcnow()
-    if throttle is not None and throttle.locked_until is not None and throttle.locked_until > now:
-        retry = int((throttle.locked_until - now).total_seconds()) + 1
-        raise RateLimited("Too many failed logins; try again later", code="login_locked",
-                          headers={"Retry-After": str(retry)})
-    if throttle is not None and throttle.failures >= settings.login_slowdown_after:
-        extra = throttle.failures - settings.login_slowdown_after
-        await asyncio.sleep(min(settings.login_slowdown_base_seconds * 2**extra, settings.login_slowdown_max_seconds))
+    throttle = await _throttle_row(session, key)
+    if throttle is not None:
+        _refuse_if_locked(throttle.locked_until, now)
+        _refuse_if_too_soon(throttle, settings, now)
+    # Count the attempt as failed *before* checking the password and commit at once: concurrent guesses
+    # all see each other (at most login_lockout_after passwords are ever checked in a window), and no
+    # row lock or pooled connection is held while the deliberately slow hash runs.
+    failures, locked_until = await _count_attempt(session, settings, key, now)
+    await session.commit()
+    if failures > settings.login_lockout_after:
+        _refuse_if_locked(locked_until, now)
 
     user = (await session.execute(
         select(User).where(User.username == username.strip()).execution_options(unscoped=True)
     )).scalar_one_or_none()
-    ok = verify_password(password, user.password_hash if user else None)
+    ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
     if not ok or user is None or not user.active:
-        await _record_failure(session, settings, key)
-        raise Unauthenticated(INVALID_LOGIN, code="invalid_credentials", commit=True)
-    if throttle is not None:
-        await session.execute(delete(LoginThrottle).where(col(LoginThrottle.username) == key))
+        raise Unauthenticated(INVALID_LOGIN, code="invalid_credentials")
+    await session.execute(delete(LoginThrottle).where(col(LoginThrottle.username) == key))
     return await _issue_user_tokens(session, settings, user, family=uuid.uuid4())
+
+
+def _refuse_if_locked(locked_until: datetime | None, now: datetime) -> None:
+    if locked_until is not None and locked_until > now:
+        retry = int((locked_until - now).total_seconds()) + 1
+        raise RateLimited("Too many failed logins; try again later", code="login_locked",
+                          headers={"Retry-After": str(retry)})
+
+
+def _refuse_if_too_soon(throttle: LoginThrottle, settings: Settings, now: datetime) -> None:
+    """The slowdown: after a few failures each further attempt must wait longer (doubling), answered
+    at once with 429 and Retry-After rather than by holding the request open."""
+    if throttle.failures < settings.login_slowdown_after:
+        return
+    if throttle.last_failed_at < now - timedelta(seconds=settings.login_failure_window_seconds):
+        return
+    extra = throttle.failures - settings.login_slowdown_after
+    wait = min(settings.login_slowdown_base_seconds * 2**extra, settings.login_slowdown_max_seconds)
+    ready_at = throttle.last_failed_at + timedelta(seconds=wait)
+    if ready_at > now:
+        raise RateLimited("Too many failed logins; wait before the next attempt", code="login_slowed",
+                          headers={"Retry-After": str(math.ceil((ready_at - now).total_seconds()))})
 
 
 async def _throttle_row(session: AsyncSession, key: str) -> LoginThrottle | None:
@@ -71,17 +103,19 @@ ON CONFLICT (username) DO UPDATE SET
   last_failed_at = :now,
   locked_until = CASE WHEN (CASE WHEN t.last_failed_at < :window_start THEN 1 ELSE t.failures + 1 END)
                           >= :lock_after THEN CAST(:lock_until AS timestamptz) END
+RETURNING failures, locked_until
 """)
 
 
-async def _record_failure(session: AsyncSession, settings: Settings, key: str) -> None:
-    """One atomic upsert, so concurrent failures on several workers all count."""
-    now = utcnow()
-    await session.execute(_RECORD_FAILURE, {
+async def _count_attempt(session: AsyncSession, settings: Settings, key: str,
+                         now: datetime) -> tuple[int, datetime | None]:
+    """One atomic upsert, so concurrent attempts on several workers all count."""
+    row = (await session.execute(_RECORD_FAILURE, {
         "key": key, "now": now, "lock_after": settings.login_lockout_after,
         "lock_until": now + timedelta(seconds=settings.login_lockout_seconds),
         "window_start": now - timedelta(seconds=settings.login_failure_window_seconds),
-    })
+    })).one()
+    return int(row[0]), row[1]
 
 
 async def _issue_user_tokens(session: AsyncSession, settings: Settings, user: User, *, family: uuid.UUID) -> TokenPair:
@@ -101,7 +135,7 @@ async def client_credentials_grant(session: AsyncSession, settings: Settings, *,
     sa = (await session.execute(
         select(ServiceAccount).where(ServiceAccount.client_id == client_id).execution_options(unscoped=True)
     )).scalar_one_or_none()
-    if not verify_password(client_secret, sa.secret_hash if sa else None) or sa is None or not sa.active:
+    if not verify_secret(client_secret, sa.secret_hash if sa else None) or sa is None or not sa.active:
         raise Unauthenticated("Invalid client credentials", code="invalid_client")
     access, _ = encode_token(settings, subject=str(sa.id), typ="access", principal_type="service",
                              ttl_seconds=settings.access_token_ttl_seconds)
@@ -111,25 +145,31 @@ async def client_credentials_grant(session: AsyncSession, settings: Settings, *,
 async def refresh(session: AsyncSession, settings: Settings, *, token: str) -> TokenPair:
     claims = _refresh_claims(settings, token)
     row = (await session.execute(
-        select(RefreshToken).where(RefreshToken.jti == uuid.UUID(claims.jti)).with_for_update()
+        select(RefreshToken).where(RefreshToken.jti == uuid.UUID(claims.jti))
     )).scalar_one_or_none()
     if row is None or row.token_hash != sha256_hex(token):
         raise Unauthenticated("Unknown refresh token", code="invalid_token")
+    # Lock the whole family: a concurrent rotation must finish (or wait) before reuse detection
+    # revokes the family, so no token minted meanwhile escapes the revocation.
+    await session.execute(select(RefreshToken.jti).where(RefreshToken.family_id == row.family_id).with_for_update())
+    await session.refresh(row)
     if row.revoked_at is not None:
         raise Unauthenticated("Refresh token revoked", code="invalid_token")
     if row.used_at is not None:
         # A rotated token came back: someone holds a copy. Retire the whole family, keep that retirement.
         await _revoke_family(session, row.family_id, reason="reuse_detected")
+        owner_region = (await session.execute(
+            select(User.region_code).where(User.id == row.user_id).execution_options(unscoped=True))).scalar()
         await audit.record(session, action="auth.refresh_reuse_detected", entity_type="user",
-                           entity_id=str(row.user_id), region_code=None, after={"family": str(row.family_id)},
-                           actor_type="user", actor_name=None)
+                           entity_id=str(row.user_id), region_code=owner_region,
+                           after={"family": str(row.family_id)}, actor_type="user", actor_name=None)
         raise Unauthenticated("Refresh token was already used; every refresh token of this login is revoked",
                               code="refresh_token_reused", commit=True)
     user = (await session.execute(
         select(User).where(User.id == row.user_id).execution_options(unscoped=True)
     )).scalar_one()
-    if not user.active:
-        raise Unauthenticated("Account deactivated", code="invalid_token")
+    if not user.active or (user.tokens_valid_after is not None and row.issued_at < user.tokens_valid_after):
+        raise Unauthenticated("Refresh token no longer valid", code="invalid_token")
     row.used_at = utcnow()
     return await _issue_user_tokens(session, settings, user, family=row.family_id)
 
@@ -197,6 +237,3 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Scope:
     return Scope(principal_id=user.id, principal_type="user", username=user.username,
                  region_code=user.region_code, roles=frozenset(user.roles))
 
-
-def raise_for_token_error(exc: TokenError) -> AppError:
-    return Unauthenticated(str(exc), code="invalid_token")

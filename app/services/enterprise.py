@@ -121,6 +121,8 @@ async def update(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUI
     e = await get(session, scope=scope, enterprise_id=enterprise_id, for_update=True)
     check_version(e.version, expected_version, current_body=to_public(e).model_dump(mode="json"))
     changes = data.model_dump(exclude_unset=True)
+    if not changes:  # an empty PATCH changes nothing: no new version, no audit row
+        return e
     if "category_codes" in changes:
         changes["category_codes"] = sorted(set(changes["category_codes"]))
         await check_categories(session, changes["category_codes"])

@@ -69,8 +69,9 @@ async def begin(session: AsyncSession, request: Request) -> Claim | None:
         return None
     body = await request.body()
     digest = hashlib.sha256()
-    for part in (request.method.encode(), request.url.path.encode(),
-                 request.headers.get("content-type", "").encode(), body):
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    for part in (request.method.encode(), request.url.path.encode(), request.url.query.encode(),
+                 media_type.encode(), body):
         digest.update(part + b"\x00")
     claim = Claim(owner=owner, key=key, request_hash=digest.hexdigest(), path=request.url.path)
 
@@ -96,8 +97,13 @@ async def begin(session: AsyncSession, request: Request) -> Claim | None:
     return claim
 
 
-async def store(session: AsyncSession, claim: Claim, response: Response) -> None:
+async def store(session: AsyncSession, claim: Claim, response: Response, *, redact: tuple[str, ...] = ()) -> None:
     now = utcnow()
+    body = bytes(response.body)
+    if redact:
+        data = json.loads(body)
+        body = json.dumps({k: v for k, v in data.items() if k not in redact}, ensure_ascii=False,
+                          separators=(",", ":")).encode()
     headers = {k: v for k, v in response.headers.items() if k.lower() in REPLAYED_HEADERS}
     stmt = text(
         "INSERT INTO idempotency_record (owner, key, method, path, request_hash, response_status,"
@@ -110,7 +116,7 @@ async def store(session: AsyncSession, claim: Claim, response: Response) -> None
     )
     await session.execute(stmt, {
         "owner": claim.owner, "key": claim.key, "path": claim.path[:512], "h": claim.request_hash,
-        "status": response.status_code, "headers": json.dumps(headers), "body": bytes(response.body),
+        "status": response.status_code, "headers": json.dumps(headers), "body": body,
         "now": now, "exp": now + timedelta(days=get_settings().idempotency_ttl_days),
     })
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Select, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app.errors import NotFound
 from app.models.common import NATIONAL_CODE, Level, level_of
@@ -84,7 +84,7 @@ def regions_query(*, parent: str | None, level: Level | None, q: str | None) -> 
     if level is not None:
         stmt = stmt.where(Region.level == level)
     if q:
-        stmt = stmt.where(Region.full_name.contains(q))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(Region.full_name).contains(q, autoescape=True))
     return stmt.order_by(Region.code)
 
 

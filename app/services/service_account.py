@@ -22,7 +22,7 @@ from app.models.user import (
     ServiceAccountUpdate,
 )
 from app.scope import Scope
-from app.security import hash_password, new_secret
+from app.security import hash_secret, new_secret
 from app.services import audit, reference
 
 
@@ -42,7 +42,7 @@ async def create(session: AsyncSession, *, scope: Scope, data: ServiceAccountCre
     if not await reference.region_exists(session, data.region_code):
         raise Unprocessable(f"region_code {data.region_code} is not a GB/T 2260 code", code="unknown_region")
     secret = new_secret()
-    sa = ServiceAccount(name=data.name, client_id=f"sa-{secrets.token_hex(8)}", secret_hash=hash_password(secret),
+    sa = ServiceAccount(name=data.name, client_id=f"sa-{secrets.token_hex(8)}", secret_hash=hash_secret(secret),
                         region_code=data.region_code, scopes=data.scopes, created_by=scope.principal_id)
     session.add(sa)
     await session.flush()
@@ -72,7 +72,10 @@ async def update(session: AsyncSession, *, scope: Scope, sa_id: uuid.UUID, data:
     sa = await get(session, scope=scope, sa_id=sa_id, for_update=True)
     check_version(sa.version, expected_version, current_body=_snapshot(sa))
     before = _snapshot(sa)
-    for field, value in data.model_dump(exclude_unset=True).items():
+    changes = data.model_dump(exclude_unset=True)
+    if not changes:  # an empty PATCH changes nothing: no new version, no audit row
+        return sa
+    for field, value in changes.items():
         setattr(sa, field, value)
     sa.version += 1
     sa.updated_at = utcnow()

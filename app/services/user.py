@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import select
+from sqlmodel import col, select
 
 from app import policy
 from app.concurrency import check_version
@@ -48,7 +49,7 @@ async def create_user(session: AsyncSession, *, scope: Scope, data: UserCreate) 
     )).first()
     if exists:
         raise Conflict(f"username {data.username} is taken", code="username_taken")
-    user = User(username=data.username, password_hash=hash_password(data.password),
+    user = User(username=data.username, password_hash=await asyncio.to_thread(hash_password, data.password),
                 display_name=data.display_name, region_code=data.region_code,
                 roles=[r.value for r in data.roles], active=data.active)
     session.add(user)
@@ -70,7 +71,8 @@ def users_query(*, scope: Scope, region: str | None, role: Role | None, active: 
     if active is not None:
         stmt = stmt.where(User.active == active)
     if q:
-        stmt = stmt.where(User.username.ilike(f"%{q}%") | User.display_name.ilike(f"%{q}%"))  # type: ignore[attr-defined]
+        stmt = stmt.where(col(User.username).contains(q, autoescape=True)
+                          | col(User.display_name).contains(q, autoescape=True))
     return stmt.order_by(User.created_at.desc(), User.id.desc())  # type: ignore[attr-defined]
 
 
@@ -95,6 +97,8 @@ async def update_user(session: AsyncSession, *, scope: Scope, user_id: uuid.UUID
     check_version(user.version, expected_version, current_body=to_public(user).model_dump(mode="json"))
     before = _snapshot(user)
     changes = data.model_dump(exclude_unset=True)
+    if not changes:  # an empty PATCH changes nothing: no new version, no audit row
+        return user
     if "region_code" in changes:
         await _check_region(session, scope, changes["region_code"])
         user.region_code = changes["region_code"]
@@ -106,7 +110,7 @@ async def update_user(session: AsyncSession, *, scope: Scope, user_id: uuid.UUID
         user.display_name = changes["display_name"]
     revoke_reason = None
     if "password" in changes:
-        user.password_hash = hash_password(changes["password"])
+        user.password_hash = await asyncio.to_thread(hash_password, changes["password"])
         revoke_reason = "password_changed"
     if "active" in changes:
         if user.active and not changes["active"]:
