@@ -19,6 +19,7 @@ from app.migrations import upgrade
 
 
 async def _load(settings: Settings, url: str) -> None:
+    from sqlalchemy import text
     from sqlalchemy.pool import NullPool
 
     from app.services import reference
@@ -27,6 +28,7 @@ async def _load(settings: Settings, url: str) -> None:
     engine = make_engine(url, settings, poolclass=NullPool)
     try:
         async with session_scope(make_sessionmaker(engine)) as session:
+            await session.execute(text("SELECT pg_advisory_xact_lock(7215330107)"))  # one replica at a time
             counts = await reference.load_reference_data(session)
             admin = await user_service.ensure_bootstrap_admin(session, settings)
         print(f"reference data: {counts['regions']} regions, {counts['product_categories']} product categories")

@@ -21,6 +21,7 @@ from app.db import make_engine, make_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.migrations import head_revision
 from app.routers import (
+    archive,
     audit,
     auth,
     enterprises,
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.sessionmaker = sessionmaker
     app.state.migration_head = head_revision()
     install_error_handlers(app)
-    for module in (auth, users, service_accounts, reference, enterprises, licenses, inspections, focus, audit, ops):
+    for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, focus, audit,
+                   ops):
         app.include_router(module.router)
     app.include_router(auth.me_router)
     Instrumentator(excluded_handlers=["/metrics"], registry=_metrics_registry()).instrument(app).expose(

@@ -38,9 +38,9 @@ security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 ADMIN_PASSWORD = "admin-test-password"
 # Tables whose rows tests create; reference data and the migration stamp stay.
-WORK_TABLES = ("audit_event", "idempotency_record", "login_throttle", "refresh_token",
+WORK_TABLES = ("audit_event", "audit_chain_head", "idempotency_record", "login_throttle", "refresh_token",
                "revoked_access_token", "service_account", "app_user", "attachment", "penalty_case",
-               "inspection", "license", "enterprise_key_flag", "enterprise")
+               "inspection", "license", "enterprise_key_flag", "key_region", "enterprise")
 
 
 def _test_database_url() -> str:
@@ -117,6 +117,8 @@ async def live_app(engine: AsyncEngine, database_url: str) -> AsyncIterator[Any]
         yield create_app(get_settings(), sessionmaker=maker)
     finally:
         async with eng.begin() as conn:
+            # the audit tables refuse TRUNCATE by trigger; the test database's superuser skips triggers
+            await conn.execute(text("SET LOCAL session_replication_role = replica"))
             await conn.execute(text(f"TRUNCATE {', '.join(WORK_TABLES)} CASCADE"))
         await eng.dispose()
 

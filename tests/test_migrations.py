@@ -20,6 +20,9 @@ from app.migrations import downgrade, head_revision, upgrade
 
 # Every table the models declare, and nothing else, is what the migrations make.
 EXPECTED_TABLES = {"alembic_version", *metadata.tables}
+TRIGGERS = {"audit_event_append_only", "audit_event_no_truncate", "audit_chain_head_forward_only",
+            "audit_chain_head_no_truncate"}
+FUNCTIONS = {"audit_event_guard", "audit_event_no_truncate", "audit_chain_head_forward_only"}
 
 
 def with_database(url: str, name: str) -> str:
@@ -78,7 +81,7 @@ async def test_upgrade_downgrade_upgrade_on_a_fresh_database(scratch_url: str):
     assert version is None
 
     await asyncio.to_thread(upgrade, scratch_url)
-    assert await schema(scratch_url) == (EXPECTED_TABLES, {"audit_event_append_only"}, {"audit_event_guard"}, head)
+    assert await schema(scratch_url) == (EXPECTED_TABLES, TRIGGERS, FUNCTIONS, head)
 
 
 async def test_upgrade_at_head_is_a_no_op(scratch_url: str):

@@ -1,15 +1,17 @@
 """All tables, imported here so that Alembic's metadata sees every one of them."""
 
-from app.models.audit import AuditEvent
+from app.models.audit import AuditChainHead, AuditEvent
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
 from app.models.case import PenaltyCase
 from app.models.enterprise import Enterprise, EnterpriseKeyFlag, License
+from app.models.focus import KeyRegion
 from app.models.idempotency import IdempotencyRecord
 from app.models.inspection import Attachment, Inspection
 from app.models.reference import ProductCategory, Region
 from app.models.user import ServiceAccount, User
 
 __all__ = [
+    "AuditChainHead",
     "Attachment",
     "AuditEvent",
     "Enterprise",
@@ -18,6 +20,7 @@ __all__ = [
     "License",
     "PenaltyCase",
     "IdempotencyRecord",
+    "KeyRegion",
     "LoginThrottle",
     "ProductCategory",
     "RefreshToken",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Identity
+from sqlalchemy import BigInteger, CheckConstraint, Column, Identity, SmallInteger
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -35,6 +35,19 @@ class AuditEvent(RegionOwned, SQLModel, table=True):
     row_hash: str = Field(max_length=64)
     seq: int | None = Field(default=None, sa_column=Column(BigInteger, unique=True))
     chain_hash: str | None = Field(default=None, max_length=64)
+
+
+class AuditChainHead(SQLModel, table=True):
+    """The newest sealed link (one row, forward-only by trigger): removing the newest audit rows
+    leaves the chain short of its head."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: int = Field(default=1, sa_column=Column(SmallInteger, primary_key=True))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    chain_hash: str = Field(max_length=64)
+    sealed_at: datetime = tz_field()
 
 
 class AuditEventPublic(SQLModel):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from pydantic import field_validator
-from sqlalchemy import Column, String
+from sqlalchemy import Column, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
@@ -25,9 +25,11 @@ def _roles_column() -> Column[list[str]]:
 
 class User(RegionOwned, SQLModel, table=True):
     __tablename__ = "app_user"
+    # "Admin" and "admin" are one account: logins and the lock-out match usernames without case.
+    __table_args__ = (Index("uq_app_user_username_ci", text("lower(username)"), unique=True),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    username: str = Field(max_length=64, unique=True)
+    username: str = Field(max_length=64)
     password_hash: str
     display_name: str = Field(max_length=128)
     region_code: str = Field(max_length=6, foreign_key="region.code", index=True)

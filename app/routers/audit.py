@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from app import policy
@@ -24,10 +24,16 @@ class BrokenLink(BaseModel):
     reason: str
 
 
+class ChainHead(BaseModel):
+    seq: int
+    chain_hash: str
+
+
 class ChainVerification(BaseModel):
     ok: bool
     checked: int
     first_broken: BrokenLink | None
+    head: ChainHead | None = Field(default=None, description="keep it outside the database to compare later")
 
 
 @router.get("", response_model=Page[AuditEventPublic], responses=problem_responses(401, 403, 422))

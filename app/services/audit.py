@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,8 @@ from app import scope as scope_mod
 from app.config import get_settings
 from app.models.audit import AuditEvent
 from app.models.common import NATIONAL_CODE, utcnow
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 SEAL_LOCK_KEY = 0x5A_0D17_C4A1  # advisory lock id for the sealer
@@ -90,9 +93,9 @@ async def seal(session: AsyncSession, *, batch: int = 5000) -> int:
     got = (await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY})).scalar()
     if not got:
         return 0
-    head = (await session.execute(text(
-        "SELECT seq, chain_hash FROM audit_event WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1"
-    ))).first()
+    # Continue from the anchor, not from the newest row: if the newest links were deleted, the next
+    # sealed row still follows the anchor and the gap stays visible to verify().
+    head = (await session.execute(text("SELECT seq, chain_hash FROM audit_chain_head WHERE id = 1"))).first()
     seq, prev = (int(head[0]), str(head[1])) if head else (0, GENESIS)
     rows = (await session.execute(text(
         "SELECT id, row_hash FROM audit_event WHERE seq IS NULL ORDER BY id LIMIT :n"), {"n": batch}
@@ -111,6 +114,13 @@ async def seal(session: AsyncSession, *, batch: int = 5000) -> int:
         " FROM unnest(CAST(:ids AS bigint[]), CAST(:seqs AS bigint[]), CAST(:chains AS varchar[]))"
         " AS v(id, seq, chain) WHERE a.id = v.id"
     ), {"ids": ids, "seqs": seqs, "chains": chains})
+    # The head anchor (a forward-only row) is what makes removing the newest links visible; the log
+    # line lets an auditor keep the head outside the database as well.
+    await session.execute(text(
+        "INSERT INTO audit_chain_head (id, seq, chain_hash, sealed_at) VALUES (1, :seq, :h, now())"
+        " ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, chain_hash = EXCLUDED.chain_hash,"
+        " sealed_at = EXCLUDED.sealed_at"), {"seq": seq, "h": prev})
+    log.info("audit chain sealed to seq %d, head %s", seq, prev)
     return len(rows)
 
 
@@ -138,6 +148,10 @@ async def verify(session: AsyncSession, *, batch: int = 5000) -> dict[str, Any]:
                 return _broken(checked, ev.id, "chain_hash does not follow from the previous link: a row "
                                                 "was inserted, edited or re-hashed")
             prev, expected_seq, checked = ev.chain_hash, expected_seq + 1, checked + 1
+    head = (await session.execute(text("SELECT seq, chain_hash FROM audit_chain_head WHERE id = 1"))).first()
+    if head is not None and (int(head[0]), str(head[1])) != (expected_seq - 1, prev):
+        return _broken(checked, None, f"the chain ends at seq {expected_seq - 1} but its head anchor says "
+                                      f"seq {head[0]}: the newest links were removed or replaced")
     pending = (await session.execute(
         stmt.where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id)  # type: ignore[union-attr,arg-type]
     )).scalars().all()
@@ -145,7 +159,8 @@ async def verify(session: AsyncSession, *, batch: int = 5000) -> dict[str, Any]:
         if row_hash({k: getattr(ev, k) for k in HASHED_FIELDS}) != ev.row_hash:
             return _broken(checked, ev.id, "content does not match its row_hash: the row was edited")
         checked += 1
-    return {"ok": True, "checked": checked, "first_broken": None}
+    return {"ok": True, "checked": checked, "first_broken": None,
+            "head": {"seq": expected_seq - 1, "chain_hash": prev} if expected_seq > 1 else None}
 
 
 def _broken(checked: int, event_id: int | None, reason: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -57,7 +57,7 @@ async def password_grant(session: AsyncSession, settings: Settings, *, username:
         _refuse_if_locked(locked_until, now)
 
     user = (await session.execute(
-        select(User).where(User.username == username.strip()).execution_options(unscoped=True)
+        select(User).where(func.lower(User.username) == key).execution_options(unscoped=True)
     )).scalar_one_or_none()
     ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
     if not ok or user is None or not user.active:

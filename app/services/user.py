@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -45,7 +45,7 @@ async def create_user(session: AsyncSession, *, scope: Scope, data: UserCreate) 
     await _check_region(session, scope, data.region_code)
     policy.require(policy.can_grant_roles(scope, data.roles), code="role_not_held")
     exists = (await session.execute(
-        select(User.id).where(User.username == data.username).execution_options(unscoped=True)
+        select(User.id).where(func.lower(User.username) == data.username.lower()).execution_options(unscoped=True)
     )).first()
     if exists:
         raise Conflict(f"username {data.username} is taken", code="username_taken")

@@ -37,3 +37,14 @@ async def test_slowdown_answers_429_with_retry_after_then_lets_the_next_attempt_
     assert r.json()["code"] == "login_slowed"
     app.dependency_overrides[settings_dep] = lambda: slow.model_copy(update={"login_slowdown_base_seconds": 0.0})
     assert (await attempt(client, "nope", "ghost")).status_code == 401
+
+
+async def test_usernames_are_one_account_regardless_of_case(client, admin_token):
+    from tests.conftest import bearer, create_user
+
+    await create_user(client, admin_token, username="Wang.Fang", region_code="330106", roles=["inspector"])
+    r = await client.post("/api/v1/users", headers=bearer(admin_token), json={
+        "username": "wang.fang", "password": "correct-horse-battery", "display_name": "x",
+        "region_code": "330106", "roles": ["inspector"]})
+    assert r.status_code == 409 and r.json()["code"] == "username_taken"
+    assert (await attempt(client, "correct-horse-battery", "WANG.FANG")).status_code == 200

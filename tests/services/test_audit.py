@@ -42,8 +42,9 @@ async def as_superuser(conn: AsyncConnection, sql: str, params: dict[str, Any] |
 async def test_verify_after_writes_is_ok(client, admin_token, connection):
     await make_writes(client, admin_token, 3)
     body = await verify(client, admin_token)
-    assert body == {"ok": True, "checked": body["checked"], "first_broken": None}
     rows = await chain(connection)
+    assert body == {"ok": True, "checked": len(rows), "first_broken": None,
+                    "head": {"seq": rows[-1].seq, "chain_hash": rows[-1].chain_hash}}
     assert body["checked"] == len(rows) >= 4  # bootstrap + 3 creates
     # Verification sealed every row: seq 1..n without gaps, each link following from the one before.
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
@@ -217,3 +218,32 @@ async def test_audit_row_records_who_what_before_and_after(client, admin_token):
     assert "password" not in event["after"] and "password_hash" not in event["after"]
     assert event["region_code"] == "330106"
     assert event["request_id"]
+
+
+async def test_deleting_the_newest_rows_is_caught_by_the_head_anchor(client, admin_token, connection):
+    await make_writes(client, admin_token, 3)
+    assert (await verify(client, admin_token))["ok"]
+    rows = await chain(connection)
+    await as_superuser(connection, "DELETE FROM audit_event WHERE id = :id", {"id": rows[-1].id})
+    body = await verify(client, admin_token)
+    assert body["ok"] is False and "newest links were removed" in body["first_broken"]["reason"]
+
+
+async def test_new_rows_after_a_tail_deletion_do_not_hide_the_gap(client, admin_token, connection):
+    await make_writes(client, admin_token, 2)
+    assert (await verify(client, admin_token))["ok"]
+    rows = await chain(connection)
+    await as_superuser(connection, "DELETE FROM audit_event WHERE id = :id", {"id": rows[-1].id})
+    await create_user(client, admin_token, username="audit.after", region_code="330106", roles=["inspector"])
+    body = await verify(client, admin_token)
+    assert body["ok"] is False and "deleted" in body["first_broken"]["reason"]
+
+
+async def test_truncate_and_rewinding_the_head_are_refused(client, admin_token, connection):
+    await make_writes(client, admin_token, 1)
+    assert (await verify(client, admin_token))["ok"]
+    for sql in ("TRUNCATE audit_event", "UPDATE audit_chain_head SET seq = 0", "DELETE FROM audit_chain_head"):
+        await connection.execute(text("SAVEPOINT t"))
+        with pytest.raises(DBAPIError, match="append-only|only moves forward"):
+            await connection.execute(text(sql))
+        await connection.execute(text("ROLLBACK TO SAVEPOINT t"))

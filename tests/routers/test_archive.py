@@ -1,0 +1,139 @@
+"""The quality archive: every section assembled from the records, an inspection showing at once,
+a bounded number of queries whatever the history, jurisdiction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.models.case import CaseKind
+from tests.conftest import bearer, user_token
+from tests.routers.archive_data import (
+    create_enterprise,
+    create_license,
+    days_ago,
+    insert_case,
+    insert_inspection,
+    sample,
+    today,
+)
+
+SECTIONS = {"basic", "production", "licenses", "spot_checks", "annual_reviews", "inspections", "cases",
+            "bad_records", "recalls"}
+
+
+@contextmanager
+def count_queries(connection: AsyncConnection) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sync = connection.sync_connection
+    assert sync is not None
+    event.listen(sync, "before_cursor_execute", before)
+    try:
+        yield statements
+    finally:
+        event.remove(sync, "before_cursor_execute", before)
+
+
+async def archive(client, token: str, enterprise_id: str) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/enterprises/{enterprise_id}/archive", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+async def test_archive_assembles_every_section_from_the_records(client, admin_token, sessionmaker):
+    e = await create_enterprise(client, admin_token, category_codes=["05", "0501", "06"])
+    lic = await create_license(client, admin_token, e, category_code="0501")
+    old = await create_license(client, admin_token, e, category_code="06",
+                               issued_on=(today() - timedelta(days=3000)).isoformat(),
+                               expires_on=(today() - timedelta(days=10)).isoformat())
+    spot = await insert_inspection(sessionmaker, e, kind="spot_check", at=days_ago(5),
+                                   samples=[sample(True), sample(False)])
+    annual = await insert_inspection(sessionmaker, e, kind="annual_review", at=days_ago(40))
+    sweep = await insert_inspection(sessionmaker, e, kind="sweep", at=days_ago(60))
+    complaint = await insert_inspection(sessionmaker, e, kind="complaint", at=days_ago(3),
+                                        failed=("standard_production",))
+    case = await insert_case(sessionmaker, e, kind=CaseKind.nonconforming_products)
+
+    a = await archive(client, admin_token, e["id"])
+    assert SECTIONS <= set(a)
+    assert a["basic"]["id"] == e["id"] and a["basic"]["uscc"] == e["uscc"] and a["basic"]["licensed"] is True
+    assert {f["criterion"] for f in a["basic"]["key_flags"]} == {"spot_check_problems", "past_violations"}
+    prod = a["production"]
+    assert prod["licensed"] is True and prod["size"] == "medium"
+    assert [(c["code"], c["name"], c["licensed"]) for c in prod["categories"]] == [
+        ("05", "电线电缆", True), ("0501", "额定电压450/750V及以下聚氯乙烯绝缘电缆", True), ("06", "燃气器具", False)]
+    assert prod["licenses"] | {"next_expiry": None} == {"total": 2, "valid": 1, "expired": 1, "suspended": 0,
+                                                        "revoked": 0, "cancelled": 0, "next_expiry": None}
+    assert prod["licenses"]["next_expiry"] == lic["expires_on"]
+    assert [(x["id"], x["status"]) for x in a["licenses"]] == [(lic["id"], "valid"), (old["id"], "expired")]
+    assert [x["id"] for x in a["spot_checks"]] == [str(spot)]
+    assert [s["passed"] for s in a["spot_checks"][0]["samples"]] == [True, False]
+    assert a["spot_checks"][0]["samples"][1]["failed_items"] == ["导体电阻"]
+    assert [x["id"] for x in a["annual_reviews"]] == [str(annual)]
+    assert [x["id"] for x in a["inspections"]] == [str(complaint), str(sweep)]  # newest first
+    assert [(x["id"], x["kind"], x["status"]) for x in a["cases"]] == [(str(case), "nonconforming_products",
+                                                                       "registered")]
+    assert a["bad_records"] == [] and a["recalls"] == []
+
+
+async def test_an_inspection_shows_in_the_archive_as_soon_as_it_is_made(client, admin_token, sessionmaker):
+    e = await create_enterprise(client, admin_token)
+    assert (await archive(client, admin_token, e["id"]))["inspections"] == []
+    first = await insert_inspection(sessionmaker, e, kind="routine")
+    assert [x["id"] for x in (await archive(client, admin_token, e["id"]))["inspections"]] == [str(first)]
+
+
+async def test_an_inspection_posted_through_the_api_shows_at_once(client, admin_token):
+    e = await create_enterprise(client, admin_token)
+    inspector = await user_token(client, admin_token, username="xh.insp", region_code="330106", roles=["inspector"])
+    r = await client.post("/api/v1/inspections", headers=bearer(inspector), json={
+        "enterprise_id": e["id"], "kind": "spot_check", "inspected_at": days_ago(0).isoformat(),
+        "officers": ["王芳", "李强"], "conclusion": "issues_found", "samples": [sample(False)],
+        "checks": {k: {"ok": True} for k in ("licensed", "conditions_met", "standard_production",
+                                              "no_safety_hazard", "no_fraud")}})
+    assert r.status_code == 201, r.text
+    a = await archive(client, inspector, e["id"])
+    assert [x["id"] for x in a["spot_checks"]] == [r.json()["id"]]
+    assert "spot_check_problems" in [f["criterion"] for f in a["basic"]["key_flags"]]
+
+
+async def test_archive_query_count_does_not_grow_with_the_history(client, admin_token, sessionmaker, connection):
+    small = await create_enterprise(client, admin_token)
+    big = await create_enterprise(client, admin_token)
+    await insert_inspection(sessionmaker, small, kind="sweep")
+    for _ in range(4):
+        await create_license(client, admin_token, big)
+        await insert_case(sessionmaker, big, kind=CaseKind.counterfeit)
+    for i, kind in enumerate(["sweep", "routine", "complaint", "annual_review", "spot_check"] * 4):
+        await insert_inspection(sessionmaker, big, kind=kind, at=days_ago(i),
+                                samples=[sample(i % 2 == 0), sample(True)] if kind == "spot_check" else None)
+
+    with count_queries(connection) as few:
+        await archive(client, admin_token, small["id"])
+    with count_queries(connection) as many:
+        a = await archive(client, admin_token, big["id"])
+    assert len(a["licenses"]) == 4 and len(a["cases"]) == 4 and len(a["spot_checks"]) == 4
+    assert len(a["inspections"]) == 12 and len(a["annual_reviews"]) == 4
+    assert len(many) == len(few), many
+    selects = [s for s in many if s.lstrip().upper().startswith("SELECT")]
+    # the caller, the enterprise, 6 flag queries, licences, inspections, cases, category names
+    assert len(selects) <= 12, selects
+
+
+async def test_archive_outside_the_jurisdiction_is_404(client, admin_token):
+    theirs = await create_enterprise(client, admin_token, region_code="330102")
+    county = await user_token(client, admin_token, username="xh.viewer", region_code="330106", roles=["leader"])
+    r = await client.get(f"/api/v1/enterprises/{theirs['id']}/archive", headers=bearer(county))
+    assert r.status_code == 404 and r.json()["code"] == "enterprise_not_found"
+    city = await user_token(client, admin_token, username="hz.viewer", region_code="330100", roles=["leader"])
+    assert (await archive(client, city, theirs["id"]))["basic"]["id"] == theirs["id"]
