@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.errors import NotPermitted
-from app.models.common import Role
+from app.models.common import Level, Role
 from app.scope import Scope
 
 Decision = bool | str
@@ -23,16 +23,42 @@ def is_admin(scope: Scope) -> Decision:
     return "only administrators manage users and service accounts"
 
 
+def _missing_roles(scope: Scope, roles: Iterable[str]) -> list[str]:
+    return sorted(set(roles) - set(scope.roles))
+
+
 def can_grant_roles(scope: Scope, roles: Iterable[str]) -> Decision:
-    missing = sorted(set(roles) - set(scope.roles))
+    missing = _missing_roles(scope, roles)
     return True if not missing else f"you cannot grant roles you do not hold: {', '.join(missing)}"
 
 
 def can_manage_user(scope: Scope, target_roles: Iterable[str]) -> Decision:
     """Changing someone who holds a role you lack (e.g. resetting their password) would let you act
     with that role: the same rule as granting it."""
-    missing = sorted(set(target_roles) - set(scope.roles))
+    missing = _missing_roles(scope, target_roles)
     return True if not missing else f"you cannot change a user who holds roles you do not hold: {', '.join(missing)}"
+
+
+def can_keep_archives(scope: Scope) -> Decision:
+    """Inspectors, officers and admins of a bureau keep its archives (enterprises, licences, manual
+    key flags); leaders and machine clients read them."""
+    if scope.principal_type == "user" and {Role.inspector, Role.officer, Role.admin} & scope.roles:
+        return True
+    return "only inspectors, officers and admins change archives"
+
+
+def can_record_inspections(scope: Scope) -> Decision:
+    """Inspectors and officers record inspections, their changes and attachments."""
+    if scope.principal_type == "user" and {Role.inspector, Role.officer} & scope.roles:
+        return True
+    return "only inspectors and officers record inspections"
+
+
+def can_designate_key_regions(scope: Scope) -> Decision:
+    if (scope.principal_type == "user" and {Role.leader, Role.admin} & scope.roles
+            and scope.at_or_above(Level.provincial)):
+        return True
+    return "key regions are designated by leaders or admins of national and provincial bureaus"
 
 
 def can_manage_service_accounts(scope: Scope) -> Decision:

@@ -34,7 +34,7 @@ async def upload(session: AsyncSession, *, scope: Scope, inspection_id: uuid.UUI
                  chunks: AsyncIterator[bytes], files_dir: Path, max_bytes: int) -> Attachment:
     """Attach a file to an inspection inside the jurisdiction. The inspection is looked up before
     the body is read, so an upload to one outside it stops at 404 without storing anything."""
-    policy.require(inspection_service.can_record(scope))
+    policy.require(policy.can_record_inspections(scope))
     ins = await inspection_service.get(session, scope=scope, inspection_id=inspection_id)
     got = await storage.receive(headers, chunks, files_dir=files_dir, max_bytes=max_bytes)
     try:

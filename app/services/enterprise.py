@@ -43,9 +43,7 @@ def _snapshot(e: Enterprise) -> dict[str, Any]:
 
 
 def require_writer(scope: Scope) -> None:
-    """Inspectors, officers and admins of a bureau keep its archives; leaders and machines read."""
-    if scope.principal_type != "user" or not ({Role.inspector, Role.officer, Role.admin} & scope.roles):
-        policy.require("only inspectors, officers and admins change archives")
+    policy.require(policy.can_keep_archives(scope))
 
 
 async def check_categories(session: AsyncSession, codes: list[str]) -> None:

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from app import policy
 from app.concurrency import check_version
 from app.errors import AppError, Conflict, NotFound, PreconditionFailed, Unprocessable
-from app.models.common import Role, utcnow
+from app.models.common import utcnow
 from app.models.enterprise import Enterprise
 from app.models.inspection import (
     Checks,
@@ -37,18 +37,12 @@ from app.services import audit
 from app.services import case as case_service
 from app.services import enterprise as enterprise_service
 
-RECORDER_ROLES = frozenset({Role.inspector, Role.officer})
 # A device clock a little ahead is tolerated; a date far in the future is a typo that would sit at
 # the top of every newest-first list.
 FUTURE_TOLERANCE = timedelta(days=1)
 BATCH_MAX = 100
 
 
-def can_record(scope: Scope) -> policy.Decision:
-    """Inspectors and officers record inspections, their changes and attachments."""
-    if scope.principal_type == "user" and RECORDER_ROLES & scope.roles:
-        return True
-    return "only inspectors and officers record inspections"
 
 
 def to_public(i: Inspection) -> InspectionPublic:
@@ -171,7 +165,7 @@ async def create(session: AsyncSession, *, scope: Scope, data: InspectionCreate,
     """Record an inspection of an enterprise inside the jurisdiction (its region is the
     enterprise's), and its case when `open_case`. Returns it and whether it was created: False is a
     replay of a client id sent before with the same body."""
-    policy.require(can_record(scope))
+    policy.require(policy.can_record_inspections(scope))
     digest = body_hash(data)
     if data.id is not None:
         existing = await _existing(session, data.id, lookups)
@@ -230,7 +224,7 @@ async def update(session: AsyncSession, *, scope: Scope, inspection_id: uuid.UUI
                  expected_version: int) -> Inspection:
     """Change an inspection from the version the client started from. A stale version is a 412
     whose body carries the server's copy (`current`) and the client's changes (`yours`)."""
-    policy.require(can_record(scope))
+    policy.require(policy.can_record_inspections(scope))
     ins = await get(session, scope=scope, inspection_id=inspection_id, for_update=True)
     current = to_public(ins)
     try:
@@ -333,7 +327,7 @@ async def create_batch(session: AsyncSession, *, scope: Scope, items: list[Any])
     """Create, replay or reject each item in its own savepoint, in order. One bad item (invalid,
     outside the jurisdiction, a conflicting id, a database error) loses nothing else; the request
     commits once."""
-    policy.require(can_record(scope))
+    policy.require(policy.can_record_inspections(scope))
     parsed = [_parse(raw, i) for i, raw in enumerate(items)]
     lookups = await _prefetch(session, [p for p in parsed if isinstance(p, InspectionCreate)])
     results: list[BatchItemResult] = []

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from app import policy
 from app.errors import Conflict, Unprocessable
 from app.models.case import CaseKind, PenaltyCase
-from app.models.common import NATIONAL_CODE, Level, Role, level_of
+from app.models.common import NATIONAL_CODE, Level, level_of
 from app.models.enterprise import Enterprise
 from app.models.focus import (
     Indicator,
@@ -164,16 +164,11 @@ async def overview(session: AsyncSession, *, scope: Scope, region: str | None, s
                              indicators=top.indicators, since=since, children=[entry(r, r.code) for r in children])
 
 
-def can_designate(scope: Scope) -> policy.Decision:
-    if (scope.principal_type == "user" and ({Role.leader, Role.admin} & scope.roles)
-            and scope.at_or_above(Level.provincial)):
-        return True
-    return "key regions are designated by leaders or admins of national and provincial bureaus"
 
 
 async def designate(session: AsyncSession, *, scope: Scope, data: KeyRegionCreate) -> KeyRegion:
     """Designate a key region inside the jurisdiction, keeping the figures it was designated on."""
-    policy.require(can_designate(scope), code="designation_not_permitted")
+    policy.require(policy.can_designate_key_regions(scope), code="designation_not_permitted")
     scope.require_region(data.region_code, what="region_code")
     if level_of(data.region_code) is Level.national:
         raise Unprocessable("the whole country cannot be a key region", code="invalid_region")
