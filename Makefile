@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck pytest bench clean-db constraints
+.PHONY: run test install lint typecheck pytest bench clean-db constraints demo generate-large bench-archives
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -18,6 +18,11 @@ install: $(STAMP)
 ## Start the embedded PostgreSQL (or use DATABASE_URL), migrate, load reference data, serve :8000
 run: install
 	$(BIN)/python -m app.cli serve
+
+## Load the demo data set (Zhejiang: 3,000 enterprises, a season of inspections, 16 users whose
+## passwords are printed once); `make run` does this by itself on an empty database
+demo: install
+	$(BIN)/python -m app.cli demo
 
 ## Lint, type-check and run the whole suite against a real PostgreSQL
 test: install lint typecheck pytest
@@ -34,6 +39,14 @@ pytest: install
 ## Benchmarks (print figures; not part of `make test`)
 bench: install
 	$(BIN)/python bench/bench_foundation.py
+
+## The large data set (1,000,000 enterprises, ~5,100,000 inspections; var/large, database regulator_large)
+generate-large: install
+	$(BIN)/python bench/generate_large.py
+
+## Archive benchmarks on the large data set (run `make generate-large` first)
+bench-archives: install
+	$(BIN)/python bench/bench_archives.py
 
 ## Regenerate the pinned versions from the current virtualenv
 constraints:

@@ -1,8 +1,13 @@
-"""Command line: `python -m app.cli serve|prepare|migrate|db-url`.
+"""Command line: `python -m app.cli serve|prepare|migrate|db-url|demo`.
 
 `serve` is what `make run` and the container run: it resolves the database (the embedded server
 under var/ when no DATABASE_URL is set), applies migrations, loads reference data, creates the
-bootstrap admin when there is no user, then starts uvicorn. Every step is idempotent."""
+bootstrap admin when there is no user, loads the demo data set when the enterprise table is empty
+(not with `--no-demo`, never with APP_ENV=prod), then starts uvicorn. Every step is idempotent.
+
+`demo` (`make demo`) prepares the database the same way and loads the demo data set (app/demo.py),
+printing the demo users' passwords once; it does nothing when the demo province already has
+enterprises."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import asyncio
 import os
 import signal
 import sys
+from datetime import date
 
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, resolve_database_url, session_scope
@@ -46,9 +52,44 @@ def prepare(settings: Settings) -> str:
     return url
 
 
+async def _demo(settings: Settings, url: str, *, size: int, seed: int, as_of: date | None,
+                only_if_empty: bool) -> bool:
+    """Load the demo data set in one transaction; print what was loaded and the users table.
+    Returns whether it loaded anything."""
+    from sqlalchemy.pool import NullPool
+
+    from app import demo
+
+    engine = make_engine(url, settings, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            if only_if_empty and await demo.enterprises_exist(conn):
+                return False
+            try:
+                result = await demo.load_demo(conn, size=size, seed=seed, as_of=as_of)
+            except demo.DemoDataPresent as exc:
+                print(f"demo data not loaded: {exc}")
+                return False
+    finally:
+        await engine.dispose()
+    print(result.summary())
+    print("demo users (passwords are shown only now; they are stored hashed):")
+    print(demo.users_table(result.users))
+    sys.stdout.flush()
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
+    from app import demo
+
     parser = argparse.ArgumentParser(prog="python -m app.cli")
-    parser.add_argument("command", choices=["serve", "prepare", "migrate", "db-url"])
+    parser.add_argument("command", choices=["serve", "prepare", "migrate", "db-url", "demo"])
+    parser.add_argument("--no-demo", action="store_true",
+                        help="serve: do not load the demo data set into an empty database")
+    parser.add_argument("--size", type=int, default=demo.DEFAULT_SIZE, help="demo: number of enterprises")
+    parser.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="demo: random seed")
+    parser.add_argument("--as-of", type=date.fromisoformat, default=None,
+                        help="demo: last day of the inspection season, YYYY-MM-DD (default: today)")
     args = parser.parse_args(argv)
     settings = get_settings()
     configure_logging(settings)
@@ -61,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     url = prepare(settings)
     if args.command == "prepare":
         return 0
+    if args.command == "demo":
+        asyncio.run(_demo(settings, url, size=args.size, seed=args.seed, as_of=args.as_of, only_if_empty=False))
+        return 0
+    if not args.no_demo and settings.env != "prod":
+        asyncio.run(_demo(settings, url, size=args.size, seed=args.seed, as_of=args.as_of, only_if_empty=True))
     import uvicorn
 
     # uvicorn re-raises SIGTERM after its graceful shutdown; as SystemExit it lets the atexit hook

@@ -122,7 +122,7 @@ class Service:
         logf.write(f"\n===== {dt.datetime.now().isoformat()} start {self.extra_env}\n".encode())
         logf.flush()
         self.proc = subprocess.Popen(
-            [service_python(), "-m", "app.cli", "serve"], cwd=ROOT, env=env, stdout=logf,
+            [service_python(), "-m", "app.cli", "serve", "--no-demo"], cwd=ROOT, env=env, stdout=logf,
             stderr=subprocess.STDOUT, start_new_session=True,  # a terminal ^C reaches us, not it
         )
         self._logf = logf

@@ -1,0 +1,88 @@
+"""The yardstick for the enterprise list: a bare Starlette + asyncpg endpoint that does the least any
+such endpoint must do, so the service's figure can be put in context (issue 3, "Done means").
+
+GET /bare/enterprises?region=330106 with `Authorization: Bearer <access token>`:
+
+1. verifies the service's own JWT with python-jose exactly as app/security.py does (HS256 pinned, the
+   `kid` looked up in APP_JWT_KEYS, signature, exp/nbf/iat, issuer and audience from the settings,
+   the required claims, `typ == "access"`); no database lookup of the principal;
+2. runs one indexed query returning 20 rows: the county's 20 newest enterprises
+   (`region_code = $1 ORDER BY created_at DESC, id DESC LIMIT 20`, index ix_enterprise_region_created),
+   a prepared statement on an asyncpg pool;
+3. answers them as JSON.
+
+Run (bench_archives.py does this): DATABASE_URL=postgresql+asyncpg://... \
+    .venv/bin/uvicorn bench.bare_app:app --workers 2 --port 8001 --no-access-log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from jose import JWTError, jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.config import get_settings
+
+SETTINGS = get_settings()
+KEYS = SETTINGS.key_set
+REQUIRED = {f"require_{c}": True for c in ("exp", "iat", "iss", "aud", "sub", "jti")}
+QUERY = ("SELECT id, uscc, name, legal_representative, address, region_code, size, category_codes, licensed,"
+         " version, created_at, updated_at FROM enterprise WHERE region_code = $1"
+         " ORDER BY created_at DESC, id DESC LIMIT 20")
+
+
+def dsn() -> str:
+    url = os.environ.get("DATABASE_URL") or SETTINGS.database_url
+    if not url:
+        raise RuntimeError("set DATABASE_URL")
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def verify(request: Request) -> dict[str, Any] | None:
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        return None
+    token = auth[7:]
+    try:
+        header = jwt.get_unverified_header(token)
+        key = KEYS.get(header.get("kid", ""))
+        if header.get("alg") != "HS256" or key is None:
+            return None
+        claims: dict[str, Any] = jwt.decode(token, key, algorithms=["HS256"], audience=SETTINGS.jwt_audience,
+                                            issuer=SETTINGS.jwt_issuer, options=REQUIRED | {"leeway": 5})
+    except JWTError:
+        return None
+    return claims if claims.get("typ") == "access" else None
+
+
+async def enterprises(request: Request) -> JSONResponse:
+    if verify(request) is None:
+        return JSONResponse({"title": "Unauthorized", "status": 401}, status_code=401)
+    region = request.query_params.get("region", "")
+    if len(region) != 6 or not region.isdigit():
+        return JSONResponse({"title": "region must be a 6-digit code", "status": 422}, status_code=422)
+    pool: asyncpg.Pool = request.app.state.pool
+    rows = await pool.fetch(QUERY, region)
+    items = [{**dict(r), "id": str(r["id"]), "created_at": r["created_at"].isoformat(),
+              "updated_at": r["updated_at"].isoformat()} for r in rows]
+    return JSONResponse({"items": items, "next_cursor": None})
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.pool = await asyncpg.create_pool(dsn(), min_size=2, max_size=SETTINGS.db_pool_size)
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+app = Starlette(routes=[Route("/bare/enterprises", enterprises)], lifespan=lifespan)
