@@ -70,14 +70,11 @@ def current(session: Session) -> Scope | None:
     return s if isinstance(s, Scope) else None
 
 
-def _region_owned_tables() -> frozenset[str]:
-    return frozenset(cls.__table__.name for cls in _region_owned_classes())  # type: ignore[attr-defined]
-
-
-def _touches_region_owned(state: ORMExecuteState) -> bool:
-    """Any region-owned table anywhere in the statement (subqueries, EXISTS, CTEs, unions too)."""
-    names = _region_owned_tables()
-    return any(isinstance(el, Table) and el.name in names for el in visitors.iterate(state.statement))  # type: ignore[arg-type]
+def _region_owned_in(statement: Any) -> list[type[Any]]:
+    """The region-owned classes whose tables appear anywhere in the statement (subqueries, EXISTS,
+    CTEs and unions included)."""
+    tables = {el.name for el in visitors.iterate(statement) if isinstance(el, Table)}
+    return [cls for cls in _region_owned_classes() if cls.__table__.name in tables]
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -85,18 +82,19 @@ def _apply_jurisdiction(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete) or state.execution_options.get("unscoped"):
         return
     scope = current(state.session)
+    if scope is not None and scope.is_national:
+        return
+    owned = _region_owned_in(state.statement)
+    if not owned:
+        return
     if scope is None:
-        if _touches_region_owned(state):
-            raise ScopeMissing("query of a region-owned table without a jurisdiction scope")
-        return
-    if scope.is_national:
-        return
-    # Criteria for every region-owned class, whether it is the selected entity or sits in a subquery,
-    # an EXISTS, a CTE or a count: with_loader_criteria applies wherever the entity appears.
+        raise ScopeMissing("query of a region-owned table without a jurisdiction scope")
+    # with_loader_criteria applies wherever the entity appears; the lambda form is cached by
+    # SQLAlchemy (the prefix becomes a bound parameter), so the filter costs next to nothing.
     pattern = scope.prefix + "%"
     state.statement = state.statement.options(*(
-        with_loader_criteria(cls, cls.region_code.like(pattern), include_aliases=True)
-        for cls in _region_owned_classes()
+        with_loader_criteria(cls, lambda c: c.region_code.like(pattern), include_aliases=True)
+        for cls in owned
     ))
 
 
