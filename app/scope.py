@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, event
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
-from app.errors import NotPermitted
+from app.errors import NotFound, NotPermitted
 from app.models.common import LEVEL_RANK, NATIONAL_CODE, Level, RegionOwned, level_of, prefix_of
 
 
@@ -59,6 +60,22 @@ class Scope:
                 f"{what} {region_code} is outside your jurisdiction ({self.region_code})",
                 code="not_in_jurisdiction",
             )
+
+
+T = TypeVar("T")
+
+
+async def get_visible(session: AsyncSession, model: type[T], pk: Any, *, what: str,
+                      for_update: bool = False) -> T:
+    """One record by primary key through the jurisdiction filter: outside it, or absent, is the same
+    404 (``<what>_not_found``), so a record elsewhere is never revealed."""
+    stmt = select(model).where(model.id == pk)  # type: ignore[attr-defined]
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"No {what.replace('_', ' ')} {pk}", code=f"{what}_not_found")
+    return row
 
 
 def attach(session: Session, scope: Scope) -> None:

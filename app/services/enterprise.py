@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from app import policy
 from app.concurrency import check_version
-from app.errors import Conflict, NotFound, NotPermitted, Unprocessable
+from app.errors import Conflict, NotPermitted, Unprocessable
 from app.models.common import Level, Role, prefix_of, utcnow
 from app.models.enterprise import (
     Enterprise,
@@ -22,7 +22,7 @@ from app.models.enterprise import (
     KeyFlagPublic,
 )
 from app.models.reference import ProductCategory
-from app.scope import Scope
+from app.scope import Scope, get_visible
 from app.services import audit, focus, reference, uscc
 
 
@@ -104,13 +104,7 @@ async def create(session: AsyncSession, *, scope: Scope, data: EnterpriseCreate)
 
 
 async def get(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID, for_update: bool = False) -> Enterprise:
-    stmt = select(Enterprise).where(Enterprise.id == enterprise_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    e = (await session.execute(stmt)).scalar_one_or_none()
-    if e is None:
-        raise NotFound(f"No enterprise {enterprise_id}", code="enterprise_not_found")
-    return e
+    return await get_visible(session, Enterprise, enterprise_id, what="enterprise", for_update=for_update)
 
 
 async def update(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID, data: EnterpriseUpdate,

@@ -32,7 +32,7 @@ from app.models.inspection import (
     Sample,
 )
 from app.routing import db_error_to_problem
-from app.scope import Scope
+from app.scope import Scope, get_visible
 from app.services import audit
 from app.services import case as case_service
 from app.services import enterprise as enterprise_service
@@ -211,13 +211,7 @@ async def create_or_replay(session: AsyncSession, *, scope: Scope, data: Inspect
 
 async def get(session: AsyncSession, *, scope: Scope, inspection_id: uuid.UUID,
               for_update: bool = False) -> Inspection:
-    stmt = select(Inspection).where(Inspection.id == inspection_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    ins = (await session.execute(stmt)).scalar_one_or_none()
-    if ins is None:
-        raise NotFound(f"No inspection {inspection_id}", code="inspection_not_found")
-    return ins
+    return await get_visible(session, Inspection, inspection_id, what="inspection", for_update=for_update)
 
 
 async def update(session: AsyncSession, *, scope: Scope, inspection_id: uuid.UUID, data: InspectionUpdate,

@@ -25,11 +25,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import col, select
 
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.models.common import Level, utcnow
 from app.models.enterprise import Enterprise, License, LicenseCreate, LicensePublic, LicenseStatus
 from app.models.reference import ProductCategory
-from app.scope import Scope
+from app.scope import Scope, get_visible
 from app.services import audit
 from app.services import enterprise as enterprise_service
 
@@ -179,10 +179,7 @@ async def create(session: AsyncSession, *, scope: Scope, data: LicenseCreate) ->
 
 
 async def get(session: AsyncSession, *, scope: Scope, license_id: uuid.UUID) -> License:
-    lic = (await session.execute(select(License).where(License.id == license_id))).scalar_one_or_none()
-    if lic is None:
-        raise NotFound(f"No licence {license_id}", code="license_not_found")
-    return lic
+    return await get_visible(session, License, license_id, what="license")
 
 
 async def list_query(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID | None,

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from app import policy
 from app.concurrency import check_version
-from app.errors import NotFound, Unprocessable
+from app.errors import Unprocessable
 from app.models.common import level_of, utcnow
 from app.models.user import (
     ServiceAccount,
@@ -21,7 +21,7 @@ from app.models.user import (
     ServiceAccountPublic,
     ServiceAccountUpdate,
 )
-from app.scope import Scope
+from app.scope import Scope, get_visible
 from app.security import hash_secret, new_secret
 from app.services import audit, reference
 
@@ -58,13 +58,7 @@ def list_query(*, scope: Scope) -> Select[Any]:
 
 async def get(session: AsyncSession, *, scope: Scope, sa_id: uuid.UUID, for_update: bool = False) -> ServiceAccount:
     policy.require(policy.can_manage_service_accounts(scope))
-    stmt = select(ServiceAccount).where(ServiceAccount.id == sa_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    sa = (await session.execute(stmt)).scalar_one_or_none()
-    if sa is None:
-        raise NotFound(f"No service account {sa_id}", code="service_account_not_found")
-    return sa
+    return await get_visible(session, ServiceAccount, sa_id, what="service_account", for_update=for_update)
 
 
 async def update(session: AsyncSession, *, scope: Scope, sa_id: uuid.UUID, data: ServiceAccountUpdate,

@@ -13,10 +13,10 @@ from sqlmodel import col, select
 from app import policy
 from app.concurrency import check_version
 from app.config import Settings
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import Conflict, Unprocessable
 from app.models.common import Role, level_of, prefix_of, utcnow
 from app.models.user import User, UserCreate, UserPublic, UserUpdate
-from app.scope import Scope
+from app.scope import Scope, get_visible
 from app.security import hash_password
 from app.services import audit, reference
 from app.services import auth as auth_service
@@ -80,13 +80,7 @@ async def get_user(session: AsyncSession, *, scope: Scope, user_id: uuid.UUID, f
     """Anyone reads their own account; admins read accounts inside their jurisdiction."""
     if user_id != scope.principal_id:
         policy.require(policy.is_admin(scope))
-    stmt = select(User).where(User.id == user_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    user = (await session.execute(stmt)).scalar_one_or_none()
-    if user is None:
-        raise NotFound(f"No user {user_id}", code="user_not_found")
-    return user
+    return await get_visible(session, User, user_id, what="user", for_update=for_update)
 
 
 async def update_user(session: AsyncSession, *, scope: Scope, user_id: uuid.UUID, data: UserUpdate,
