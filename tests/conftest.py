@@ -139,6 +139,22 @@ async def login(client: httpx.AsyncClient, username: str, password: str) -> dict
     return body
 
 
+def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status (and code), traceable by its request id."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body: dict[str, Any] = r.json()
+    for field in ("type", "title", "status", "detail", "code"):
+        assert field in body, f"{field} missing from {body}"
+    assert body["status"] == status
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["type"].endswith("/" + body["code"])
+    if code is not None:
+        assert body["code"] == code, body
+    assert body.get("request_id") == r.headers.get("x-request-id")
+    return body
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

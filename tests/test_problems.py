@@ -7,32 +7,16 @@ import base64
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
+from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "code")
 
 
 
-def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
-    body: dict[str, Any] = r.json()
-    for field in PROBLEM_FIELDS:
-        assert field in body, f"{field} missing from {body}"
-    assert body["status"] == status
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert body["type"].endswith(body["code"])
-    if code is not None:
-        assert body["code"] == code, body
-    # The request id is echoed in the header and named in the body, so a report can be traced.
-    assert r.headers.get("x-request-id")
-    assert body.get("request_id") == r.headers["x-request-id"]
-    return body
 
 
 def user_body(username: str, **kw: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from app.config import Settings, get_settings
 from app.deps import settings_dep
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
 from app.security import sha256_hex
-from tests.conftest import ADMIN_PASSWORD, bearer, create_user, login
+from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, create_user, login
 
 PROBLEM_JSON = "application/problem+json"
 TOKEN_URL = "/api/v1/auth/token"
@@ -39,16 +39,6 @@ Sessions = async_sessionmaker[AsyncSession]
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def assert_problem(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The response is an RFC 9457 problem with this status (and code)."""
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM_JSON), r.headers["content-type"]
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail", "code"} <= body.keys()
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 def assert_unauthenticated(r: httpx.Response, code: str = "invalid_token") -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.services import uscc
-from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
+from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 
 PROBLEM_JSON = "application/problem+json"
 URL = "/api/v1/inspections"
@@ -26,12 +26,6 @@ CHECKS = ("licensed", "conditions_met", "standard_production", "no_safety_hazard
 _serial = iter(range(1, 10_000_000))
 
 
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM_JSON), r.headers["content-type"]
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status and body["code"] == code, body
-    return body
 
 
 def if_match(token: str, version: int | str) -> dict[str, str]:

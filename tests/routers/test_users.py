@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import bearer, create_user, login
+from tests.conftest import assert_problem, bearer, create_user, login
 
 PROBLEM_JSON = "application/problem+json"
 PASSWORD = "correct-horse-battery"
@@ -20,14 +20,6 @@ PASSWORD = "correct-horse-battery"
 
 
 
-def assert_problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith(PROBLEM_JSON), r.headers["content-type"]
-    body: dict[str, Any] = r.json()
-    assert body["status"] == status
-    assert body["code"] == code, body
-    assert body["type"].endswith("/" + code) and body["title"] and body["detail"]
-    return body
 
 
 def user_body(username: str, region_code: str, roles: list[str], **overrides: Any) -> dict[str, Any]:
