@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnClause, ColumnElement, and_, exists, func, literal_column, or_
-from sqlalchemy import select as sa_select
+from sqlalchemy import ColumnClause, ColumnElement, and_, exists, literal_column, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app import scope as scope_mod
 from app.errors import Conflict, NotFound
 from app.models.case import PenaltyCase
 from app.models.enterprise import (
@@ -29,7 +29,6 @@ from app.models.enterprise import (
     KeyCriterion,
     KeyFlagCreate,
     KeyFlagPublic,
-    License,
 )
 from app.models.focus import ManualKeyFlagPublic
 from app.models.inspection import Conclusion, Inspection, InspectionKind
@@ -39,7 +38,6 @@ from app.services import enterprise as enterprise_service
 from app.services import license as license_service
 
 UNLICENSED_REASON = "no valid production licence"
-FAILED_SAMPLES: ColumnClause[Any] = literal_column("'$[*] ? (@.passed == false)'::jsonpath")
 PASSED_SAMPLES: ColumnClause[Any] = literal_column("'$[*] ? (@.passed == true)'::jsonpath")
 
 
@@ -95,78 +93,85 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-Reasons = dict[uuid.UUID, str]
+# One round trip for a whole page: a LATERAL subquery per criterion and one for the manual flags.
+# It is plain SQL (the ORM's per-statement cost dominated the page), so it applies the caller's
+# jurisdiction itself: every table it reads is filtered by the same region prefix the scope uses.
+_PAGE_FLAGS = text("""
+SELECT ids.id,
+       NOT EXISTS (SELECT 1 FROM license l WHERE l.enterprise_id = ids.id AND l.region_code LIKE :pattern
+                   AND l.status = 'valid' AND l.expires_on >= :day) AS unlicensed,
+       lc.kind, lc.inspected_at, lc.ok, lc.note,
+       sc.checks, sc.samples, pc.n AS cases, pc.last AS last_case, cp.n AS complaints, cp.last AS last_complaint,
+       mf.flags
+FROM unnest(CAST(:ids AS uuid[])) AS ids(id)
+LEFT JOIN LATERAL (
+  SELECT i.kind, i.inspected_at, i.checks->'conditions_met'->>'ok' AS ok, i.checks->'conditions_met'->>'note' AS note
+  FROM inspection i WHERE i.enterprise_id = ids.id AND i.region_code LIKE :pattern
+  ORDER BY i.inspected_at DESC, i.id DESC LIMIT 1) lc ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS checks,
+         sum(jsonb_array_length(jsonb_path_query_array(i.samples, '$[*] ? (@.passed == false)'))) AS samples
+  FROM inspection i WHERE i.enterprise_id = ids.id AND i.region_code LIKE :pattern AND i.kind = 'spot_check'
+   AND i.samples @> '[{"passed": false}]' AND i.inspected_at >= :since) sc ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n, max(c.created_at) AS last FROM penalty_case c
+  WHERE c.enterprise_id = ids.id AND c.region_code LIKE :pattern) pc ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n, max(i.inspected_at) AS last FROM inspection i
+  WHERE i.enterprise_id = ids.id AND i.region_code LIKE :pattern AND i.kind = 'complaint'
+   AND i.conclusion = 'issues_found') cp ON true
+LEFT JOIN LATERAL (
+  SELECT coalesce(jsonb_agg(jsonb_build_array(f.criterion, f.reason) ORDER BY f.criterion), '[]') AS flags
+  FROM enterprise_key_flag f WHERE f.enterprise_id = ids.id AND f.region_code LIKE :pattern) mf ON true
+""")
 
 
-async def _unlicensed(session: AsyncSession, ids: list[uuid.UUID], day: date) -> Reasons:
-    licensed = set((await session.execute(
-        select(col(License.enterprise_id)).distinct()
-        .where(col(License.enterprise_id).in_(ids), license_service.valid_condition(day)))).scalars())
-    return {eid: UNLICENSED_REASON for eid in ids if eid not in licensed}
+def _local(at: datetime) -> str:
+    return license_service.local_date(at).isoformat()
 
 
-async def _lowered_conditions(session: AsyncSession, ids: list[uuid.UUID]) -> Reasons:
-    latest = (await session.execute(
-        sa_select(col(Inspection.enterprise_id), col(Inspection.kind), col(Inspection.inspected_at), _conditions_ok(),
-                  Inspection.checks["conditions_met"]["note"].astext)
-        .where(col(Inspection.enterprise_id).in_(ids)).distinct(col(Inspection.enterprise_id))
-        .order_by(col(Inspection.enterprise_id), col(Inspection.inspected_at).desc(), col(Inspection.id).desc()))).all()
-    return {eid: f"licensing conditions not met at the latest inspection ({kind} on "
-                 f"{license_service.local_date(at).isoformat()}){': ' + note if note else ''}"
-            for eid, kind, at, ok, note in latest if ok == "false"}
-
-
-async def _spot_check_problems(session: AsyncSession, ids: list[uuid.UUID], day: date) -> Reasons:
-    since = two_years_before(day)
-    failed_samples = func.jsonb_array_length(func.jsonb_path_query_array(col(Inspection.samples), FAILED_SAMPLES))
-    rows = (await session.execute(
-        select(col(Inspection.enterprise_id), func.count(), func.sum(failed_samples))
-        .where(col(Inspection.enterprise_id).in_(ids), failed_spot_check(),
-               col(Inspection.inspected_at) >= license_service.start_of_day(since))
-        .group_by(col(Inspection.enterprise_id)))).all()
-    return {eid: f"{_plural(int(samples), 'failed spot-check sample')} in {_plural(int(checks), 'spot check')} "
-                 f"since {since.isoformat()}" for eid, checks, samples in rows}
-
-
-async def _past_violations(session: AsyncSession, ids: list[uuid.UUID]) -> Reasons:
-    past: dict[uuid.UUID, list[str]] = defaultdict(list)
-    cases = (await session.execute(
-        select(col(PenaltyCase.enterprise_id), func.count(), func.max(col(PenaltyCase.created_at)))
-        .where(col(PenaltyCase.enterprise_id).in_(ids)).group_by(col(PenaltyCase.enterprise_id)))).all()
-    for eid, n, last in cases:
-        past[eid].append(f"{_plural(int(n), 'penalty case')} (latest {license_service.local_date(last).isoformat()})")
-    complaints = (await session.execute(
-        select(col(Inspection.enterprise_id), func.count(), func.max(col(Inspection.inspected_at)))
-        .where(col(Inspection.enterprise_id).in_(ids), complaint_with_issues())
-        .group_by(col(Inspection.enterprise_id)))).all()
-    for eid, n, last in complaints:
-        past[eid].append(f"{_plural(int(n), 'complaint')} with issues found "
-                         f"(latest {license_service.local_date(last).isoformat()})")
-    return {eid: "; ".join(parts) for eid, parts in past.items()}
+def _auto_reasons(row: Any, since: date) -> dict[KeyCriterion, str]:
+    reasons: dict[KeyCriterion, str] = {}
+    if row.unlicensed:
+        reasons[KeyCriterion.unlicensed] = UNLICENSED_REASON
+    if row.ok == "false":
+        reasons[KeyCriterion.lowered_conditions] = (
+            f"licensing conditions not met at the latest inspection ({row.kind} on {_local(row.inspected_at)})"
+            f"{': ' + row.note if row.note else ''}")
+    if row.checks:
+        reasons[KeyCriterion.spot_check_problems] = (
+            f"{_plural(int(row.samples or 0), 'failed spot-check sample')} in "
+            f"{_plural(int(row.checks), 'spot check')} since {since.isoformat()}")
+    past = []
+    if row.cases:
+        past.append(f"{_plural(int(row.cases), 'penalty case')} (latest {_local(row.last_case)})")
+    if row.complaints:
+        past.append(f"{_plural(int(row.complaints), 'complaint')} with issues found "
+                    f"(latest {_local(row.last_complaint)})")
+    if past:
+        reasons[KeyCriterion.past_violations] = "; ".join(past)
+    return reasons
 
 
 async def key_flags_for(session: AsyncSession, enterprises: list[Enterprise]) -> dict[uuid.UUID, list[KeyFlagPublic]]:
-    """Flags of each enterprise with their reasons, in one query per criterion for the whole list
-    (two for past violations: cases and complaints), plus one for the manual flags."""
+    """Flags of each enterprise of a page with their reasons, computed and manual, in one query."""
     flags: dict[uuid.UUID, list[KeyFlagPublic]] = defaultdict(list)
     if not enterprises:
         return flags
-    ids = [e.id for e in enterprises]
+    scope = scope_mod.current(session.sync_session)
     day = license_service.today()
-    computed = {
-        KeyCriterion.unlicensed: await _unlicensed(session, ids, day),
-        KeyCriterion.lowered_conditions: await _lowered_conditions(session, ids),
-        KeyCriterion.spot_check_problems: await _spot_check_problems(session, ids, day),
-        KeyCriterion.past_violations: await _past_violations(session, ids),
-    }
-    manual = (await session.execute(
-        select(EnterpriseKeyFlag).where(col(EnterpriseKeyFlag.enterprise_id).in_(ids)))).scalars().all()
-    for eid in ids:
+    since = two_years_before(day)
+    rows = (await session.execute(_PAGE_FLAGS, {
+        "ids": [e.id for e in enterprises], "day": day, "since": license_service.start_of_day(since),
+        "pattern": (scope.prefix if scope else "") + "%"})).all()
+    for row in rows:
+        auto = _auto_reasons(row, since)
+        manual = [(KeyCriterion(c), reason) for c, reason in row.flags]
         for criterion in KeyCriterion:
-            if eid in computed[criterion]:
-                flags[eid].append(KeyFlagPublic(criterion=criterion, reason=computed[criterion][eid], source="auto"))
-            flags[eid].extend(KeyFlagPublic(criterion=m.criterion, reason=m.reason, source="manual")
-                              for m in manual if m.enterprise_id == eid and m.criterion == criterion)
+            if criterion in auto:
+                flags[row.id].append(KeyFlagPublic(criterion=criterion, reason=auto[criterion], source="auto"))
+            flags[row.id].extend(KeyFlagPublic(criterion=c, reason=r, source="manual")
+                                 for c, r in manual if c == criterion)
     return flags
 
 
