@@ -22,7 +22,7 @@ from app.migrations import downgrade, head_revision, upgrade
 EXPECTED_TABLES = {"alembic_version", *metadata.tables}
 TRIGGERS = {"audit_event_append_only", "audit_event_no_truncate", "audit_chain_head_forward_only",
             "audit_chain_head_no_truncate"}
-FUNCTIONS = {"audit_event_guard", "audit_event_no_truncate", "audit_chain_head_forward_only"}
+FUNCTIONS = {"audit_event_guard", "audit_event_no_truncate", "audit_chain_head_forward_only", "name_bigrams"}
 
 
 def with_database(url: str, name: str) -> str:

@@ -42,7 +42,8 @@ async def list_enterprises(
     licensed: bool | None = None,
     key: Annotated[bool | None, Query(description="meets a key-enterprise criterion")] = None,
     size: EnterpriseSize | None = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100, description="name fragment or uscc prefix")] = None,
+    q: Annotated[str | None, Query(min_length=2, max_length=100,
+                                   description="name fragment (2+ characters) or uscc prefix (4+)")] = None,
 ) -> Page[EnterprisePublic]:
     """Producers inside your jurisdiction, newest first."""
     stmt = await enterprise_service.list_query(session, scope=scope, region=region, category=category,

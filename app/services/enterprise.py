@@ -156,7 +156,13 @@ async def list_query(session: AsyncSession, *, scope: Scope, region: str | None,
         stmt = stmt.where(cond if key else not_(cond))
     if q:
         term = q.strip()
-        like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(col(Enterprise.name).ilike(like), and_(
+        if len(term) == 2:
+            # pg_trgm cannot index two characters (most Chinese trade names): the name's stored
+            # character pairs with their GIN index can (migration 0006)
+            name_match: Any = Enterprise.__table__.c.name_bigrams.contains([term.lower()])  # type: ignore[attr-defined]
+        else:
+            name_match = col(Enterprise.name).ilike("%" + term.replace("\\", "\\\\").replace("%", "\\%")
+                                                   .replace("_", "\\_") + "%")
+        stmt = stmt.where(or_(name_match, and_(
             func.length(term) >= 4, col(Enterprise.uscc).like(term.upper() + "%"))))
     return stmt.order_by(col(Enterprise.created_at).desc(), col(Enterprise.id).desc())

@@ -158,6 +158,11 @@ async def test_filters_and_search(client, admin_token):
     assert await ids(q=cable["uscc"][:17]) == {cable["id"]}
     assert await ids(q=cable["uscc"][:10]) == {cable["id"], helmet["id"]}
     assert await ids(q="100%_") == set()
+    assert await ids(q="帽制") == {helmet["id"]}  # two characters: the bigram index, not pg_trgm
+    assert await ids(q="电缆") == {cable["id"]}
+    assert await ids(q="%_") == set()
+    r = await client.get("/api/v1/enterprises", headers=h, params={"q": "帽"})
+    assert r.status_code == 422
     assert await ids(licensed=False, key=True) == {cable["id"], helmet["id"]}
     assert await ids(key=False) == set()
     assert await ids(region="330100") == {cable["id"], helmet["id"]}
