@@ -26,9 +26,15 @@ CREATE FUNCTION name_bigrams(t text) RETURNS text[] LANGUAGE sql IMMUTABLE PARAL
 $$""")
     op.execute("ALTER TABLE enterprise ADD COLUMN name_bigrams text[] GENERATED ALWAYS AS (name_bigrams(name)) STORED")
     op.execute("CREATE INDEX ix_enterprise_name_bigrams ON enterprise USING gin (name_bigrams)")
+    # A name search is "newest first, LIMIT n": with the default statistics the planner guesses that 1%
+    # of names match '%fragment%' and walks the created_at index through 100,000s of rows (0.5 s on
+    # 1M rows). A 1000-entry histogram lets it see that few match and use the GIN index (6 ms).
+    op.execute("ALTER TABLE enterprise ALTER COLUMN name SET STATISTICS 1000")
+    op.execute("ALTER TABLE enterprise ALTER COLUMN name_bigrams SET STATISTICS 1000")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE enterprise ALTER COLUMN name SET STATISTICS -1")
     op.execute("DROP INDEX IF EXISTS ix_enterprise_name_bigrams")
     op.execute("ALTER TABLE enterprise DROP COLUMN name_bigrams")
     op.execute("DROP FUNCTION IF EXISTS name_bigrams(text)")
