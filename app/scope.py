@@ -22,6 +22,15 @@ from app.errors import NotFound, NotPermitted
 from app.models.common import LEVEL_RANK, NATIONAL_CODE, Level, RegionOwned, level_of, prefix_of
 
 
+def region_condition(column: Any, region: str) -> Any:
+    """Rows inside ``region``: equality for a county (keeps an index's order), a prefix above, all for
+    the national root."""
+    prefix = prefix_of(region)
+    if not prefix:
+        return column.is_not(None)
+    return column == region if len(prefix) == 6 else column.like(prefix + "%")
+
+
 class ScopeMissing(RuntimeError):
     """A region-owned table was queried on a session that carries no scope."""
 
@@ -52,6 +61,12 @@ class Scope:
 
     def at_or_above(self, level: Level) -> bool:
         return LEVEL_RANK[self.level] <= LEVEL_RANK[level]
+
+    def inside(self, column: Any, region: str) -> Any:
+        """The condition for a ``region=CODE`` filter ("inside CODE"), refused with 403 when CODE lies
+        outside the jurisdiction: a list cannot filter by region without that check."""
+        self.require_region(region)
+        return region_condition(column, region)
 
     def require_region(self, region_code: str, *, what: str = "region") -> None:
         """A ``region=`` filter or a target region outside the jurisdiction is a 403."""

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from app import policy
 from app.concurrency import check_version
 from app.errors import Conflict, NotPermitted, Unprocessable
-from app.models.common import Level, Role, prefix_of, utcnow
+from app.models.common import Level, Role
 from app.models.enterprise import (
     Enterprise,
     EnterpriseCreate,
@@ -23,7 +23,7 @@ from app.models.enterprise import (
 )
 from app.models.reference import ProductCategory
 from app.scope import Scope, get_visible
-from app.services import audit, focus, reference, uscc
+from app.services import audit, focus, reference, uscc, versioned
 
 
 def to_public(e: Enterprise, flags: list[KeyFlagPublic] | None = None) -> EnterprisePublic:
@@ -118,21 +118,7 @@ async def update(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUI
     if "category_codes" in changes:
         changes["category_codes"] = sorted(set(changes["category_codes"]))
         await check_categories(session, changes["category_codes"])
-    before = _snapshot(e)
-    for k, v in changes.items():
-        setattr(e, k, v)
-    e.version += 1
-    e.updated_at = utcnow()
-    await session.flush()
-    await audit.record(session, action="enterprise.update", entity_type="enterprise", entity_id=str(e.id),
-                       region_code=e.region_code, before=before, after=_snapshot(e))
-    return e
-
-
-def region_filter(column: Any, region: str) -> Any:
-    """``region=CODE`` means inside CODE: equality for a county (index order kept), a prefix above."""
-    prefix = prefix_of(region)
-    return column == region if len(prefix) == 6 else column.like(prefix + "%")
+    return await versioned.apply_changes(session, e, changes, entity_type="enterprise", snapshot=_snapshot)
 
 
 async def list_query(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,
@@ -140,8 +126,7 @@ async def list_query(session: AsyncSession, *, scope: Scope, region: str | None,
                      q: str | None) -> Select[Any]:
     stmt = select(Enterprise)
     if region is not None:
-        scope.require_region(region)
-        stmt = stmt.where(region_filter(col(Enterprise.region_code), region))
+        stmt = stmt.where(scope.inside(col(Enterprise.region_code), region))
     if category:
         # a category also finds enterprises filed under its sub-products (GIN-indexed overlap)
         codes = [category, *(await session.execute(

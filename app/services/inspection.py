@@ -33,7 +33,7 @@ from app.models.inspection import (
 )
 from app.routing import db_error_to_problem
 from app.scope import Scope, get_visible
-from app.services import audit
+from app.services import audit, versioned
 from app.services import case as case_service
 from app.services import enterprise as enterprise_service
 
@@ -233,15 +233,8 @@ async def update(session: AsyncSession, *, scope: Scope, inspection_id: uuid.UUI
     if ins.case_id is not None and merged.conclusion is Conclusion.compliant:
         raise Conflict(f"this inspection opened case {ins.case_id}; its conclusion stays issues_found",
                        code="case_opened")
-    before = _snapshot(ins)
-    for k, v in _columns(changes).items():
-        setattr(ins, k, v)
-    ins.version += 1
-    ins.updated_at = utcnow()
-    await session.flush()
-    await audit.record(session, action="inspection.update", entity_type="inspection", entity_id=str(ins.id),
-                       region_code=ins.region_code, before=before, after=_snapshot(ins))
-    return ins
+    return await versioned.apply_changes(session, ins, _columns(changes), entity_type="inspection",
+                                         snapshot=_snapshot)
 
 
 def list_query(*, scope: Scope, enterprise_id: uuid.UUID | None, region: str | None, kind: InspectionKind | None,
@@ -249,8 +242,7 @@ def list_query(*, scope: Scope, enterprise_id: uuid.UUID | None, region: str | N
     """Inspections inside the jurisdiction, newest first (`inspected_at`, then id)."""
     stmt = select(Inspection)
     if region is not None:
-        scope.require_region(region)
-        stmt = stmt.where(enterprise_service.region_filter(col(Inspection.region_code), region))
+        stmt = stmt.where(scope.inside(col(Inspection.region_code), region))
     if enterprise_id is not None:
         stmt = stmt.where(Inspection.enterprise_id == enterprise_id)
     if kind is not None:

@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from app import policy
 from app.errors import Conflict, Unprocessable
 from app.models.case import CaseKind, PenaltyCase
-from app.models.common import NATIONAL_CODE, Level, level_of
+from app.models.common import Level, level_of
 from app.models.enterprise import Enterprise
 from app.models.focus import (
     Indicator,
@@ -34,9 +34,8 @@ from app.models.focus import (
 )
 from app.models.inspection import Inspection, InspectionKind
 from app.models.reference import Region
-from app.scope import Scope
+from app.scope import Scope, region_condition
 from app.services import audit, focus
-from app.services import enterprise as enterprise_service
 from app.services import license as license_service
 
 ONE: ColumnClause[Any] = literal_column("1")
@@ -83,7 +82,7 @@ def _child_key(region_col: Any, children: list[str]) -> ColumnElement[Any]:
 
 
 def _inside(region_col: Any, region: str) -> ColumnElement[bool]:
-    return enterprise_service.region_filter(region_col, region) if region != NATIONAL_CODE else region_col.is_not(None)
+    return region_condition(region_col, region)
 
 
 async def _rollup(session: AsyncSession, inner: Select[Any], *measures: str) -> dict[str | None, list[int]]:

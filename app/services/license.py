@@ -187,8 +187,7 @@ async def list_query(session: AsyncSession, *, scope: Scope, enterprise_id: uuid
                      expiring_before: date | None, number: str | None) -> Select[Any]:
     stmt = select(License)
     if region is not None:
-        scope.require_region(region)
-        stmt = stmt.where(enterprise_service.region_filter(col(License.region_code), region))
+        stmt = stmt.where(scope.inside(col(License.region_code), region))
     if enterprise_id is not None:
         stmt = stmt.where(License.enterprise_id == enterprise_id)
     if status is not None:

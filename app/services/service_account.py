@@ -13,7 +13,7 @@ from sqlmodel import select
 from app import policy
 from app.concurrency import check_version
 from app.errors import Unprocessable
-from app.models.common import level_of, utcnow
+from app.models.common import level_of
 from app.models.user import (
     ServiceAccount,
     ServiceAccountCreate,
@@ -23,7 +23,7 @@ from app.models.user import (
 )
 from app.scope import Scope, get_visible
 from app.security import hash_secret, new_secret
-from app.services import audit, reference
+from app.services import audit, reference, versioned
 
 
 def to_public(sa: ServiceAccount) -> ServiceAccountPublic:
@@ -65,15 +65,7 @@ async def update(session: AsyncSession, *, scope: Scope, sa_id: uuid.UUID, data:
                  expected_version: int) -> ServiceAccount:
     sa = await get(session, scope=scope, sa_id=sa_id, for_update=True)
     check_version(sa.version, expected_version, current_body=_snapshot(sa))
-    before = _snapshot(sa)
     changes = data.model_dump(exclude_unset=True)
     if not changes:  # an empty PATCH changes nothing: no new version, no audit row
         return sa
-    for field, value in changes.items():
-        setattr(sa, field, value)
-    sa.version += 1
-    sa.updated_at = utcnow()
-    await session.flush()
-    await audit.record(session, action="service_account.update", entity_type="service_account",
-                       entity_id=str(sa.id), region_code=sa.region_code, before=before, after=_snapshot(sa))
-    return sa
+    return await versioned.apply_changes(session, sa, changes, entity_type="service_account", snapshot=_snapshot)

@@ -14,7 +14,7 @@ from app import policy
 from app.concurrency import check_version
 from app.config import Settings
 from app.errors import Conflict, Unprocessable
-from app.models.common import Role, level_of, prefix_of, utcnow
+from app.models.common import Role, level_of, utcnow
 from app.models.user import User, UserCreate, UserPublic, UserUpdate
 from app.scope import Scope, get_visible
 from app.security import hash_password
@@ -64,8 +64,7 @@ def users_query(*, scope: Scope, region: str | None, role: Role | None, active: 
     policy.require(policy.is_admin(scope))
     stmt = select(User)
     if region is not None:
-        scope.require_region(region)
-        stmt = stmt.where(User.region_code.like(prefix_of(region) + "%"))  # type: ignore[attr-defined]
+        stmt = stmt.where(scope.inside(col(User.region_code), region))
     if role is not None:
         stmt = stmt.where(User.roles.contains([role.value]))  # type: ignore[attr-defined]
     if active is not None:
