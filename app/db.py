@@ -135,6 +135,19 @@ def make_sessionmaker(bind: Any, **kwargs: Any) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(bind=bind, expire_on_commit=False, autoflush=True, **kwargs)
 
 
+def read_sessionmaker(maker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions for autocommit reads (app.routing.autocommit_reads) on the same pool: no BEGIN/COMMIT.
+    A maker bound to one connection (the tests' rolled-back transaction) is returned as it is."""
+    bind = maker.kw.get("bind")
+    if isinstance(bind, AsyncEngine):
+        return make_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"), info={"autocommit": True})
+    return maker
+
+
+def is_autocommit(session: AsyncSession) -> bool:
+    return bool(session.info.get("autocommit"))
+
+
 @asynccontextmanager
 async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A unit of work for code outside requests (jobs, CLI): commits on success, rolls back on error."""

@@ -17,7 +17,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel
 
 from app.config import Settings, get_settings
-from app.db import make_engine, make_sessionmaker, resolve_database_url
+from app.db import make_engine, make_sessionmaker, read_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.migrations import head_revision
 from app.routers import (
@@ -67,6 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = await resolve_database_url(settings)
         engine = make_engine(url, settings)
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.read_sessionmaker = read_sessionmaker(app.state.sessionmaker)
     task = None
     if settings.run_background_jobs:
         task = asyncio.create_task(jobs.run_forever(app.state.sessionmaker, settings.background_interval_seconds))
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.router.route_class = AppRoute
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker
+    app.state.read_sessionmaker = read_sessionmaker(sessionmaker) if sessionmaker is not None else None
     app.state.migration_head = head_revision()
     install_error_handlers(app)
     for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, focus, audit,

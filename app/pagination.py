@@ -15,6 +15,7 @@ from sqlalchemy import Select
 from sqlalchemy.exc import ArgumentError, DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import is_autocommit
 from app.errors import Unprocessable
 
 T = TypeVar("T")
@@ -52,6 +53,13 @@ def _decode(cursor: str) -> str:
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor") from exc
 
 
+_BAD_CURSOR = (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError)
+
+
+def _invalid_cursor() -> Unprocessable:
+    return Unprocessable("cursor is not a cursor this service issued for this list", code="invalid_cursor")
+
+
 async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams) -> tuple[list[Any], str | None]:
     """Run ``stmt`` (which must have a total, unique ORDER BY) one page at a time."""
     bookmark = _decode(params.cursor) if params.cursor else None
@@ -59,15 +67,19 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams)
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor")
     if bookmark is None:
         page = await select_page(session, stmt, per_page=params.limit)
+    elif is_autocommit(session):  # no transaction to keep usable: a rejected statement ends on its own
+        try:
+            page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
+        except _BAD_CURSOR as exc:
+            raise _invalid_cursor() from exc
     else:
         # A client-made cursor may carry values of the wrong type for this list's sort key; the
         # savepoint keeps the request's transaction usable when the database rejects them.
         try:
             async with session.begin_nested():
                 page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
-        except (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError) as exc:
-            raise Unprocessable("cursor is not a cursor this service issued for this list",
-                                code="invalid_cursor") from exc
+        except _BAD_CURSOR as exc:
+            raise _invalid_cursor() from exc
     items = [row[0] for row in page]
     nxt = _encode(page.paging.bookmark_next) if page.paging.has_next else None
     return items, nxt

@@ -352,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
                 code, body = check_get(client, path)
                 if code != 200:
                     raise RuntimeError(f"GET {path}: {code} {body}")
+            # The framework's own floor: the same service and middleware (request id, metrics, logs,
+            # problem handlers), no token, no database. No endpoint of the service can beat this.
+            res = run_wrk("GET /healthz (framework floor)", base + "/healthz", cfg, tag=tag)
+            results.append(res)
             county_q = f"/api/v1/enterprises?region={t['county']}"
             q_path = "/api/v1/enterprises?" + str(httpx.QueryParams({"q": t["fragment"]}))
             for name, path in (("GET /enterprises?region=<county>", county_q),
@@ -454,7 +458,8 @@ def report(results: list[WrkResult], plans: list[dict[str, Any]], notes: list[st
     bare = by.get("bare Starlette+asyncpg (20 rows)")
     ratios: dict[str, float] = {}
     if bare:
-        for name in ("GET /enterprises?region=<county>&limit=20", "GET /enterprises?region=<county>"):
+        for name in ("GET /enterprises?region=<county>&limit=20", "GET /enterprises?region=<county>",
+                     "GET /healthz (framework floor)"):
             if name in by:
                 ratios[name] = by[name].requests_per_s / bare.requests_per_s
         print()

@@ -132,6 +132,34 @@ async def test_well_formed_cursor_with_wrongly_typed_values_is_422(client, admin
     assert_problem(r, 422, "invalid_cursor")
 
 
+async def test_lists_read_without_a_transaction_and_still_refuse_bad_cursors(live_client, engine):
+    """GET lists run in autocommit (no BEGIN/COMMIT round trips); a cursor the database rejects is
+    still a 422 there, and the pooled connections stay usable and outside any transaction."""
+    token = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    for raw in (b">i:5", b">dt:2020-01-01", b">x:330100"):
+        r = await live_client.get("/api/v1/regions", params={"parent": "330000", "cursor": _b64(raw)},
+                                  headers=bearer(token))
+        assert_problem(r, 422, "invalid_cursor")
+    r = await live_client.get("/api/v1/users", params={"cursor": _b64(b">s:yesterday~s:nobody")},
+                              headers=bearer(token))
+    assert_problem(r, 422, "invalid_cursor")
+    seen: list[str] = []
+    cursor = None
+    for _ in range(3):  # a cursor the service issued goes on reading, page after page
+        r = await live_client.get("/api/v1/regions", params={"parent": "330000", "limit": 2,
+                                                             **({"cursor": cursor} if cursor else {})},
+                                  headers=bearer(token))
+        assert r.status_code == 200, r.text
+        seen += [item["code"] for item in r.json()["items"]]
+        cursor = r.json()["next_cursor"]
+    assert len(seen) == 6 and len(set(seen)) == 6 and seen == sorted(seen)
+    async with engine.connect() as conn:  # no session of the service is left idle in a transaction
+        stuck = (await conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pqs-regulator'"
+            " AND state LIKE 'idle in transaction%' AND datname = current_database()"))).scalar_one()
+    assert stuck == 0
+
+
 @pytest.mark.parametrize("limit", ["0", "201", "-1", "ten"])
 async def test_limit_outside_1_to_200_is_422(client, admin_token, limit):
     r = await client.get("/api/v1/regions", params={"limit": limit}, headers=bearer(admin_token))

@@ -12,6 +12,7 @@ from app.models.archive import Archive
 from app.models.enterprise import KeyCriterion, KeyFlagCreate
 from app.models.focus import ManualKeyFlagPublic
 from app.routers import secured_router
+from app.routing import autocommit_reads
 from app.services import archive as archive_service
 from app.services import focus as focus_service
 
@@ -19,6 +20,7 @@ router = secured_router(prefix="/api/v1/enterprises", tags=["archives"])
 
 
 @router.get("/{enterprise_id}/archive", response_model=Archive, responses=problem_responses(401, 404))
+@autocommit_reads
 async def get_archive(enterprise_id: uuid.UUID, scope: ScopeDep, session: SessionDep) -> Archive:
     """The quality archive (质量监管信息档案) of a producer inside your jurisdiction (404 outside):
     `basic` information with its key flags, `production` (categories with names and whether a valid

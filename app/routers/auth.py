@@ -12,6 +12,7 @@ from app.deps import ScopeDep, SessionDep, SettingsDep, optional_access_claims
 from app.errors import Unprocessable, problem_responses
 from app.models.common import Level
 from app.routers import open_router, secured_router
+from app.routing import autocommit_reads
 from app.security import TokenClaims
 from app.services import auth as auth_service
 
@@ -116,6 +117,7 @@ async def logout(
 
 
 @me_router.get("/me", response_model=Me, responses=problem_responses(401))
+@autocommit_reads
 async def me(scope: ScopeDep, session: SessionDep) -> Me:
     """Who the token belongs to, with its region, level, roles and scopes as stored now."""
     from app.models.user import ServiceAccount, User

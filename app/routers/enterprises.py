@@ -14,6 +14,7 @@ from app.models.common import RegionCode
 from app.models.enterprise import EnterpriseCreate, EnterprisePublic, EnterpriseSize, EnterpriseUpdate
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
+from app.routing import autocommit_reads
 from app.services import enterprise as enterprise_service
 
 router = secured_router(prefix="/api/v1/enterprises", tags=["archives"])
@@ -35,6 +36,7 @@ async def create_enterprise(body: EnterpriseCreate, scope: ScopeDep, session: Se
 
 
 @router.get("", response_model=Page[EnterprisePublic], responses=problem_responses(401, 403, 422))
+@autocommit_reads
 async def list_enterprises(
     scope: ScopeDep, session: SessionDep, page: PageDep,
     region: Annotated[RegionCode | None, Query(description="inside this region (403 outside yours)")] = None,
@@ -53,6 +55,7 @@ async def list_enterprises(
 
 
 @router.get("/{enterprise_id}", response_model=EnterprisePublic, responses=problem_responses(401, 404))
+@autocommit_reads
 async def get_enterprise(enterprise_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
                          response: Response) -> EnterprisePublic:
     """One producer (404 outside your jurisdiction)."""

@@ -23,6 +23,7 @@ from app.models.inspection import (
 )
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
+from app.routing import autocommit_reads
 from app.services import attachment as attachment_service
 from app.services import inspection as inspection_service
 from app.services import storage
@@ -98,6 +99,7 @@ async def create_inspection_batch(body: inspection_service.InspectionBatch, scop
 
 
 @router.get("", response_model=Page[InspectionPublic], responses=problem_responses(401, 403, 422))
+@autocommit_reads
 async def list_inspections(
     scope: ScopeDep, session: SessionDep, page: PageDep,
     enterprise_id: uuid.UUID | None = None,
@@ -117,6 +119,7 @@ async def list_inspections(
 
 
 @router.get("/{inspection_id}", response_model=InspectionPublic, responses=problem_responses(401, 404))
+@autocommit_reads
 async def get_inspection(inspection_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
                          response: Response) -> InspectionPublic:
     """One inspection with its `ETag` (404 outside your jurisdiction)."""

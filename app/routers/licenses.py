@@ -15,6 +15,7 @@ from app.models.common import RegionCode
 from app.models.enterprise import LicenseCreate, LicensePublic, LicenseStatus
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
+from app.routing import autocommit_reads
 from app.services import license as license_service
 
 router = secured_router(prefix="/api/v1/licenses", tags=["licences"])
@@ -42,6 +43,7 @@ async def create_license(body: LicenseCreate, scope: ScopeDep, session: SessionD
 
 
 @router.get("", response_model=Page[LicensePublic], responses=problem_responses(401, 403, 422))
+@autocommit_reads
 async def list_licenses(
     scope: ScopeDep, session: SessionDep, page: PageDep,
     enterprise_id: uuid.UUID | None = None,
@@ -63,6 +65,7 @@ async def list_licenses(
 
 
 @router.get("/{license_id}", response_model=LicensePublic, responses=problem_responses(401, 404))
+@autocommit_reads
 async def get_license(license_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
                       response: Response) -> LicensePublic:
     """One licence (404 outside your jurisdiction). A valid licence past its `expires_on` is shown

@@ -14,6 +14,7 @@ from app.models.common import Role
 from app.models.user import UserCreate, UserPublic, UserUpdate
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
+from app.routing import autocommit_reads
 from app.services import user as user_service
 
 router = secured_router(prefix="/api/v1/users", tags=["users"])
@@ -30,6 +31,7 @@ async def create_user(body: UserCreate, scope: ScopeDep, session: SessionDep, re
 
 
 @router.get("", response_model=Page[UserPublic], responses=problem_responses(401, 403, 422))
+@autocommit_reads
 async def list_users(
     scope: ScopeDep, session: SessionDep, page: PageDep,
     region: Annotated[str | None, Query(pattern=r"^[0-9]{6}$", description="inside this region")] = None,
@@ -44,6 +46,7 @@ async def list_users(
 
 
 @router.get("/{user_id}", response_model=UserPublic, responses=problem_responses(401, 403, 404))
+@autocommit_reads
 async def get_user(user_id: uuid.UUID, scope: ScopeDep, session: SessionDep, response: Response) -> UserPublic:
     """One user (yourself, or as an admin anyone inside your jurisdiction; 404 outside it)."""
     user = await user_service.get_user(session, scope=scope, user_id=user_id)
