@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test install lint typecheck pytest bench clean-db constraints demo generate-large bench-archives
+.PHONY: run test install lint typecheck pytest bench clean-db constraints demo generate-large bench-archives \
+	bench-cases
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -47,6 +48,10 @@ generate-large: install
 ## Archive benchmarks on the large data set (run `make generate-large` first)
 bench-archives: install
 	$(BIN)/python bench/bench_archives.py
+
+## Case lifecycle at 16 clients and the webhook outbox's delivery rate (own embedded database, var/bench-cases)
+bench-cases: install
+	$(BIN)/python bench/bench_cases.py
 
 ## Regenerate the pinned versions from the current virtualenv
 constraints:

@@ -92,11 +92,22 @@ def _prepare_multiprocess_metrics(settings: Settings) -> None:
     os.makedirs(path, exist_ok=True)
 
 
+async def _deliver(settings: Settings, url: str) -> None:
+    from app.workers import delivery
+
+    engine = make_engine(url, settings)
+    try:
+        await delivery.run_forever(make_sessionmaker(engine), settings)
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     from app import demo
 
     parser = argparse.ArgumentParser(prog="python -m app.cli")
-    parser.add_argument("command", choices=["serve", "prepare", "migrate", "db-url", "demo"])
+    parser.add_argument("command", choices=["serve", "prepare", "migrate", "db-url", "demo", "workflow-doc",
+                                                "deliver"])
     parser.add_argument("--no-demo", action="store_true",
                         help="serve: do not load the demo data set into an empty database")
     parser.add_argument("--size", type=int, default=demo.DEFAULT_SIZE, help="demo: number of enterprises")
@@ -104,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", type=date.fromisoformat, default=None,
                         help="demo: last day of the inspection season, YYYY-MM-DD (default: today)")
     args = parser.parse_args(argv)
+    if args.command == "workflow-doc":  # the case workflow's diagram and table into README.md
+        from app.services import case_workflow
+
+        changed = case_workflow.write_readme("README.md")
+        print("README.md updated" if changed else "README.md already current")
+        return 0
     settings = get_settings()
     configure_logging(settings)
     if args.command == "db-url":
@@ -114,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     url = prepare(settings)
     if args.command == "prepare":
+        return 0
+    if args.command == "deliver":  # the webhook delivery worker as its own process
+        asyncio.run(_deliver(settings, url))
         return 0
     if args.command == "demo":
         asyncio.run(_demo(settings, url, size=args.size, seed=args.seed, as_of=args.as_of, only_if_empty=False))

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_KEYS = '{"dev-1": "dev-only-insecure-signing-key-change-me-0123456789"}'
+DEV_WEBHOOK_KEY = "dev-only-insecure-webhook-key-change-me"  # noqa: S105 - refused outside dev/test below
 DEV_ADMIN_PASSWORD = "admin-change-me"  # noqa: S105 - refused outside dev/test below
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,21 @@ class Settings(BaseSettings):
     attachment_max_bytes: int = 20 * 1024 * 1024
 
     idempotency_ttl_days: int = 30
+    webhook_key: str = Field(default=DEV_WEBHOOK_KEY, min_length=16,
+                             description="derives each webhook subscription's HMAC secret; set in prod")
+    run_delivery_worker: bool = Field(default=True, description="deliver webhooks from inside the service "
+                                      "(false: run `python -m app.cli deliver` as its own process)")
+    delivery_poll_seconds: float = 1.0
+    delivery_timeout_seconds: float = 5.0
+    delivery_max_attempts: int = 25
+    delivery_backoff_base_seconds: float = 2.0
+    delivery_backoff_max_seconds: float = 3600.0
+    public_rate_limit: str = Field(default="60/minute", description="per client address on /api/public/v1 "
+                                   "(limits notation, e.g. 60/minute)")
+    case_stage_days: dict[str, int] = Field(
+        default={"registered": 7, "investigating": 60, "pending_approval": 10, "decided": 30},
+        description="time limit of each case stage in days (JSON); a case past it is overdue and listed upward",
+    )
     audit_log_enabled: bool = Field(
         default=True, description="benchmark switch only: false writes no audit rows (refused in prod)"
     )
@@ -89,6 +105,8 @@ class Settings(BaseSettings):
             if self.jwt_keys == DEV_JWT_KEYS:
                 raise ValueError("APP_JWT_KEYS must be set in prod or when serving beyond loopback "
                                  "(the default key is public)")
+            if self.webhook_key == DEV_WEBHOOK_KEY:
+                raise ValueError("APP_WEBHOOK_KEY must be set in prod or when serving beyond loopback")
             if self.bootstrap_admin_password == DEV_ADMIN_PASSWORD:
                 raise ValueError("APP_BOOTSTRAP_ADMIN_PASSWORD must be set in prod or when serving beyond loopback")
             if not self.audit_log_enabled:

@@ -338,8 +338,10 @@ LICENSE_COLUMNS = ("id", "number", "enterprise_id", "region_code", "category_cod
 INSPECTION_COLUMNS = ("id", "enterprise_id", "region_code", "kind", "inspected_at", "officers", "location",
                       "checks", "samples", "conclusion", "notes", "case_id", "body_hash", "created_by", "version",
                       "created_at", "updated_at")
-CASE_COLUMNS = ("id", "enterprise_id", "inspection_id", "region_code", "kind", "status", "possibly_criminal",
-                "created_by", "version", "created_at", "updated_at")
+CASE_COLUMNS = ("id", "enterprise_id", "inspection_id", "region_code", "bureau_code", "kind", "status",
+                "possibly_criminal", "created_by", "version", "created_at", "updated_at", "stage_entered_at",
+                "deadline")
+CASE_REGISTERED_DAYS = 7  # the default time limit of the registered stage (Settings.case_stage_days)
 USER_COLUMNS = ("id", "username", "password_hash", "display_name", "region_code", "roles", "active", "version",
                 "created_at", "updated_at")
 
@@ -536,8 +538,9 @@ class _Generator:
                                 "unlicensed_production" if "licensed" in failed else
                                 "nonconforming_products" if "no_safety_hazard" in failed else
                                 "lowered_conditions" if "conditions_met" in failed else "irregular_production")
-                self.data.cases.append((case_id, p.id, inspection_id, p.county.code, kind_of_case, "registered",
-                                        False, None, 1, created, created))
+                self.data.cases.append((case_id, p.id, inspection_id, p.county.code, p.county.code, kind_of_case,
+                                        "registered", False, None, 1, created, created, created,
+                                        created + timedelta(days=CASE_REGISTERED_DAYS)))
         if failed:
             notes: str | None = rng.choice(NOTES_ISSUES) + ("；已立案查处" if case_id else "")
         else:

@@ -24,17 +24,20 @@ from app.routers import (
     archive,
     audit,
     auth,
+    cases,
     enterprises,
     focus,
     inspections,
+    integration,
     licenses,
     ops,
+    public,
     reference,
     service_accounts,
     users,
 )
 from app.routing import AppRoute
-from app.workers import jobs
+from app.workers import delivery, jobs
 
 DESCRIPTION = """
 Back end of the product quality-safety regulators (产品质量安全整治).
@@ -68,13 +71,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(url, settings)
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = read_sessionmaker(app.state.sessionmaker)
-    task = None
+    tasks = []
     if settings.run_background_jobs:
-        task = asyncio.create_task(jobs.run_forever(app.state.sessionmaker, settings.background_interval_seconds))
+        tasks.append(asyncio.create_task(jobs.run_forever(app.state.sessionmaker,
+                                                          settings.background_interval_seconds)))
+    if settings.run_background_jobs and settings.run_delivery_worker:
+        tasks.append(asyncio.create_task(delivery.run_forever(app.state.sessionmaker, settings)))
     try:
         yield
     finally:
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -97,8 +103,8 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.read_sessionmaker = read_sessionmaker(sessionmaker) if sessionmaker is not None else None
     app.state.migration_head = head_revision()
     install_error_handlers(app)
-    for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, focus, audit,
-                   ops):
+    for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, cases,
+                   integration, focus, audit, ops, public):
         app.include_router(module.router)
     app.include_router(auth.me_router)
     Instrumentator(excluded_handlers=["/metrics"], registry=_metrics_registry()).instrument(app).expose(

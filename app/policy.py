@@ -39,6 +39,13 @@ def can_manage_user(scope: Scope, target_roles: Iterable[str]) -> Decision:
     return True if not missing else f"you cannot change a user who holds roles you do not hold: {', '.join(missing)}"
 
 
+def has_scope(scope: Scope, needed: str) -> Decision:
+    """Machine clients read what their scopes name; people are governed by their roles."""
+    if scope.principal_type == "user" or needed in scope.scopes:
+        return True
+    return f"this client lacks the scope {needed}"
+
+
 def can_keep_archives(scope: Scope) -> Decision:
     """Inspectors, officers and admins of a bureau keep its archives (enterprises, licences, manual
     key flags); leaders and machine clients read them."""

@@ -80,7 +80,8 @@ class AppRoute(APIRoute):
             self.openapi_extra = extra
         # Fields a stored create response must not keep (a secret is shown once, never replayed).
         self.replay_redact: tuple[str, ...] = tuple((self.openapi_extra or {}).get("x-replay-omits", ()))
-        self.autocommit = bool(getattr(self.endpoint, "autocommit_reads", False)) and (self.methods or set()) <= {"GET", "HEAD"}
+        reads_only = (self.methods or set()) <= {"GET", "HEAD"}
+        self.autocommit = bool(getattr(self.endpoint, "autocommit_reads", False)) and reads_only
 
     def get_route_handler(self) -> Handler:
         inner = super().get_route_handler()

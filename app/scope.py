@@ -43,6 +43,7 @@ class Scope:
     region_code: str
     roles: frozenset[str] = field(default_factory=frozenset)
     scopes: frozenset[str] = field(default_factory=frozenset)
+    agency: str | None = None  # service accounts: the kind of recipient they speak for
 
     @property
     def level(self) -> Level:

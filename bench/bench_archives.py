@@ -195,11 +195,11 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str]]:
         ("q search as list_query builds it (name ILIKE or uscc prefix when q has >= 4 characters)",
          f"SELECT {cols} FROM enterprise WHERE name ILIKE '%{frag}%' OR (length('{frag}') >= 4"
          f" AND uscc LIKE '{frag.upper()}%') ORDER BY created_at DESC, id DESC LIMIT 51"),
-        ("q with a common 2-character trade name (pg_trgm cannot index fragments under 3 characters)",
-         f"SELECT {cols} FROM enterprise WHERE name ILIKE '%{t['fragment_2_common']}%'"
+        ("q with a common 2-character trade name, as list_query builds it (name_bigrams, migration 0006)",
+         f"SELECT {cols} FROM enterprise WHERE name_bigrams @> ARRAY['{t['fragment_2_common']}']"
          " ORDER BY created_at DESC, id DESC LIMIT 51"),
-        ("q with a 2-character fragment that matches nothing (worst case)",
-         f"SELECT {cols} FROM enterprise WHERE name ILIKE '%{t['fragment_2_rare']}%'"
+        ("q with a 2-character fragment that matches nothing (worst case), as list_query builds it",
+         f"SELECT {cols} FROM enterprise WHERE name_bigrams @> ARRAY['{t['fragment_2_rare']}']"
          " ORDER BY created_at DESC, id DESC LIMIT 51"),
         ("archive: the enterprise's inspections, newest first",
          f"SELECT {cols} FROM inspection WHERE enterprise_id = '{eid}' ORDER BY inspected_at DESC"),
@@ -446,10 +446,10 @@ def report(results: list[WrkResult], plans: list[dict[str, Any]], notes: list[st
     verdicts: dict[str, str] = {}
     for r in results:
         target = ""
-        if r.name.startswith("GET /enterprises"):
-            target = f"p99<{TARGET_LIST_P99_MS:.0f}ms " + ("met" if r.p99_ms < TARGET_LIST_P99_MS else "MISSED")
-        elif "archive" in r.name:
+        if "archive" in r.name:
             target = f"p99<{TARGET_ARCHIVE_P99_MS:.0f}ms " + ("met" if r.p99_ms < TARGET_ARCHIVE_P99_MS else "MISSED")
+        elif r.name.startswith("GET /enterprises"):
+            target = f"p99<{TARGET_LIST_P99_MS:.0f}ms " + ("met" if r.p99_ms < TARGET_LIST_P99_MS else "MISSED")
         verdicts[r.name] = target
         print(f"{r.name:<44} {r.requests_per_s:>9.1f} {r.p50_ms:>7.2f}ms {r.p99_ms:>7.2f}ms {r.requests:>9} "
               f"{r.non_2xx:>8} {target:>14}")

@@ -2,11 +2,12 @@
 
 from app.models.audit import AuditChainHead, AuditEvent
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
-from app.models.case import PenaltyCase
+from app.models.case import BadRecord, CaseEscalation, CaseEvent, CaseMeasure, Notification, PenaltyCase
 from app.models.enterprise import Enterprise, EnterpriseKeyFlag, License
 from app.models.focus import KeyRegion
 from app.models.idempotency import IdempotencyRecord
 from app.models.inspection import Attachment, Inspection
+from app.models.integration import WebhookDelivery, WebhookSubscription
 from app.models.reference import ProductCategory, Region
 from app.models.user import ServiceAccount, User
 
@@ -19,6 +20,11 @@ __all__ = [
     "Inspection",
     "License",
     "PenaltyCase",
+    "BadRecord",
+    "CaseEscalation",
+    "CaseEvent",
+    "CaseMeasure",
+    "Notification",
     "IdempotencyRecord",
     "KeyRegion",
     "LoginThrottle",
@@ -28,4 +34,6 @@ __all__ = [
     "RevokedAccessToken",
     "ServiceAccount",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

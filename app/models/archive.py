@@ -49,5 +49,5 @@ class Archive(SQLModel):
     annual_reviews: list[InspectionPublic]
     inspections: list[InspectionPublic] = Field(description="sweep, routine and complaint inspections")
     cases: list[CasePublic]
-    bad_records: list[dict[str, Any]] = Field(description="published bad records (filled by the cases issue)")
+    bad_records: list[dict[str, Any]] = Field(description="bad records entered by decided cases against it")
     recalls: list[dict[str, Any]] = Field(description="recalls (filled by the recalls issue)")

@@ -11,7 +11,18 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
-from app.models.common import Level, PatchModel, RegionCode, RegionOwned, Role, Username, tz_field, utcnow
+from app.models.case import Recipient
+from app.models.common import (
+    Level,
+    PatchModel,
+    RegionCode,
+    RegionOwned,
+    Role,
+    Username,
+    enum_column_type,
+    tz_field,
+    utcnow,
+)
 
 SERVICE_SCOPES = (
     "enterprises:read", "inspections:read", "cases:read", "notifications:read", "recalls:read",
@@ -97,6 +108,7 @@ class ServiceAccount(RegionOwned, SQLModel, table=True):
     secret_hash: str
     region_code: str = Field(max_length=6, foreign_key="region.code", index=True)
     scopes: list[str] = Field(sa_column=_roles_column())  # type: ignore[assignment]
+    agency: Recipient | None = Field(default=None, sa_type=enum_column_type(Recipient))
     active: bool = True
     version: int = 1
     created_by: uuid.UUID | None = None
@@ -112,6 +124,9 @@ class ServiceAccountCreate(SQLModel):
     name: str = Field(min_length=1, max_length=128)
     region_code: RegionCode
     scopes: list[str] = Field(min_length=1)
+    agency: Recipient | None = Field(default=None, description="the agency this client speaks for: it reads "
+                                     "and acknowledges the 通报 addressed to that kind of recipient in its region, "
+                                     "and its webhooks receive them")
 
     @field_validator("scopes")
     @classmethod
@@ -139,6 +154,7 @@ class ServiceAccountPublic(SQLModel):
     region_code: str
     level: Level
     scopes: list[str]
+    agency: Recipient | None = None
     active: bool
     version: int
     created_at: datetime

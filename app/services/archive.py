@@ -3,7 +3,7 @@ themselves, so an inspection shows the moment it is committed and nothing is typ
 
 Queries are bounded whatever the enterprise's history: the enterprise, its flags (one query per
 criterion), then one query each for licences, inspections (split into spot checks, annual reviews
-and the others here), cases and category names. All of them go through the caller's scope."""
+and the others here), cases, bad records and category names. All of them go through the caller's scope."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.models.archive import Archive, ArchiveCategory, LicenseSummary, ProductionInfo
-from app.models.case import PenaltyCase
+from app.models.case import BadRecord, PenaltyCase
 from app.models.common import utcnow
 from app.models.enterprise import Enterprise, License, LicensePublic, LicenseStatus
 from app.models.inspection import Inspection, InspectionKind, InspectionPublic
@@ -67,6 +67,9 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
     cases = (await session.execute(
         select(PenaltyCase).where(PenaltyCase.enterprise_id == e.id)
         .order_by(col(PenaltyCase.created_at).desc(), col(PenaltyCase.id).desc()))).scalars().all()
+    bad = (await session.execute(
+        select(BadRecord).where(BadRecord.enterprise_id == e.id)
+        .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all()
     codes = sorted({*e.category_codes, *(x.category_code for x in licences)})
     rows = {c.code: c for c in (await session.execute(
         select(ProductCategory).where(col(ProductCategory.code).in_(codes)))).scalars()} if codes else {}
@@ -82,4 +85,7 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
         licenses=licences, spot_checks=by_kind["spot"], annual_reviews=by_kind["annual"],
         inspections=by_kind["other"],
         cases=[case_service.to_public(c) for c in cases],
-        bad_records=[], recalls=[])
+        bad_records=[{"id": str(r.id), "case_id": str(r.case_id), "violation": r.violation.value,
+                      "penalties": r.penalties, "decided_at": r.decided_at.isoformat(), "published": r.published,
+                      "published_at": r.published_at.isoformat()} for r in bad],
+        recalls=[])

@@ -60,10 +60,11 @@ async def record(
     after: dict[str, Any] | None = None,
     actor_type: str | None = None,
     actor_name: str | None = None,
-) -> None:
-    """Append one audit row for a write, in the same transaction as the write."""
+) -> AuditEvent | None:
+    """Append one audit row for a write, in the same transaction as the write (its ``id``, the event id
+    of the change in the feed, is set at the next flush)."""
     if not get_settings().audit_log_enabled:
-        return
+        return None
     from asgi_correlation_id import correlation_id
 
     who = scope_mod.current(session.sync_session)
@@ -81,7 +82,9 @@ async def record(
         "after": _jsonable(after),
         "request_id": correlation_id.get(),
     }
-    session.add(AuditEvent(**values, row_hash=row_hash(values)))
+    event = AuditEvent(**values, row_hash=row_hash(values))
+    session.add(event)
+    return event
 
 
 def _jsonable(d: dict[str, Any] | None) -> dict[str, Any] | None:

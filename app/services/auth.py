@@ -225,7 +225,8 @@ async def load_principal(session: AsyncSession, claims: TokenClaims) -> Scope:
             raise Unauthenticated("Token no longer valid", code="invalid_token")
         sa: ServiceAccount = row[0]
         return Scope(principal_id=sa.id, principal_type="service", username=sa.client_id,
-                     region_code=sa.region_code, scopes=frozenset(sa.scopes))
+                     region_code=sa.region_code, scopes=frozenset(sa.scopes),
+                     agency=sa.agency.value if sa.agency else None)
     urow = (await session.execute(
         select(User, revoked).where(User.id == pid).execution_options(unscoped=True)
     )).first()

@@ -28,8 +28,8 @@ from app.services import audit, reference, versioned
 
 def to_public(sa: ServiceAccount) -> ServiceAccountPublic:
     return ServiceAccountPublic(id=sa.id, name=sa.name, client_id=sa.client_id, region_code=sa.region_code,
-                                level=level_of(sa.region_code), scopes=sorted(sa.scopes), active=sa.active,
-                                version=sa.version, created_at=sa.created_at)
+                                level=level_of(sa.region_code), scopes=sorted(sa.scopes), agency=sa.agency,
+                                active=sa.active, version=sa.version, created_at=sa.created_at)
 
 
 def _snapshot(sa: ServiceAccount) -> dict[str, Any]:
@@ -43,7 +43,8 @@ async def create(session: AsyncSession, *, scope: Scope, data: ServiceAccountCre
         raise Unprocessable(f"region_code {data.region_code} is not a GB/T 2260 code", code="unknown_region")
     secret = new_secret()
     sa = ServiceAccount(name=data.name, client_id=f"sa-{secrets.token_hex(8)}", secret_hash=hash_secret(secret),
-                        region_code=data.region_code, scopes=data.scopes, created_by=scope.principal_id)
+                        region_code=data.region_code, scopes=data.scopes, agency=data.agency,
+                        created_by=scope.principal_id)
     session.add(sa)
     await session.flush()
     await audit.record(session, action="service_account.create", entity_type="service_account",

@@ -85,8 +85,8 @@ async def insert_inspection(sessionmaker: async_sessionmaker[AsyncSession], ente
 
 async def insert_case(sessionmaker: async_sessionmaker[AsyncSession], enterprise: dict[str, Any], *,
                       kind: CaseKind = CaseKind.nonconforming_products, at: datetime | None = None) -> uuid.UUID:
-    row = PenaltyCase(enterprise_id=uuid.UUID(enterprise["id"]), region_code=enterprise["region_code"], kind=kind,
-                      created_at=at or days_ago(1))
+    row = PenaltyCase(enterprise_id=uuid.UUID(enterprise["id"]), region_code=enterprise["region_code"],
+                      bureau_code=enterprise["region_code"], kind=kind, created_at=at or days_ago(1))
     async with sessionmaker() as session:
         session.add(row)
         await session.commit()

@@ -160,7 +160,8 @@ async def test_a_database_error_in_one_item_is_rolled_back_to_its_savepoint(clie
             if when == "statement":
                 await session.execute(text("INSERT INTO enterprise (id) VALUES (gen_random_uuid())"))  # NOT NULL
             else:
-                session.add(PenaltyCase(enterprise_id=uuid.uuid4(), region_code=XIHU, kind=CaseKind.other))  # FK
+                session.add(PenaltyCase(enterprise_id=uuid.uuid4(), region_code=XIHU, bureau_code=XIHU,
+                                        kind=CaseKind.other))  # FK
         await real(session, **kw)
 
     monkeypatch.setattr(inspection_service.audit, "record", failing_record)

@@ -1,0 +1,185 @@
+"""通报 (notifications) to other agencies, their webhook outbox and receipts.
+
+A notification is written with its audit row (whose id is the event id in ``/api/v1/events``) and one
+``webhook_delivery`` row per matching subscription, all in the transaction that creates it: the
+transactional outbox. The delivery worker (app/workers/delivery.py) sends them afterwards; nothing
+is lost when a receiver is down, and every delivery carries the same event id as the feed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, false, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app import policy
+from app.config import Settings
+from app.errors import Conflict, NotFound, NotPermitted
+from app.models.case import CaseEvent, Notification, NotificationPublic, PenaltyCase, Recipient
+from app.models.common import Role, utcnow
+from app.models.integration import ReceiptBody, WebhookSubscription
+from app.scope import Scope, get_visible
+from app.services import audit
+
+
+def to_public(n: Notification) -> NotificationPublic:
+    return NotificationPublic.model_validate(n, from_attributes=True)
+
+
+def to_public_row(row: Any) -> dict[str, Any]:
+    """A notification row (a mapping) as the JSON a webhook receives."""
+    return NotificationPublic.model_validate(dict(row)).model_dump(mode="json")
+
+
+def secret_for(settings: Settings, subscription_id: uuid.UUID) -> str:
+    """A subscription's signing secret, derived from the service's webhook key: nothing to store."""
+    mac = hmac.new(settings.webhook_key.encode(), b"webhook:" + str(subscription_id).encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).decode().rstrip("=")
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-Signature``: ``sha256=`` + hex HMAC-SHA256 over ``<X-Timestamp>.<body>`` with the secret."""
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def publish(session: AsyncSession, notifications: list[Notification]) -> None:
+    """Audit each new notification (its event) and queue one delivery per matching subscription: an
+    active client of that agency whose region contains the notification's."""
+    if not notifications:
+        return
+    events = []
+    for n in notifications:
+        events.append((n, await audit.record(
+            session, action="notification.create", entity_type="notification", entity_id=str(n.id),
+            region_code=n.region_code, after=to_public(n).model_dump(mode="json"))))
+    await session.flush()
+    for n, event in events:
+        n.event_id = event.id if event is not None else None
+    await session.execute(text("""
+        INSERT INTO webhook_delivery (id, notification_id, subscription_id, region_code, status, attempts,
+                                      next_attempt_at, created_at)
+        SELECT gen_random_uuid(), n.id, w.id, n.region_code, 'pending', 0, now(), now()
+        FROM notification n
+        JOIN service_account s ON s.agency = n.recipient AND s.active
+        JOIN webhook_subscription w ON w.service_account_id = s.id AND w.active
+        WHERE n.id = ANY(:ids) AND n.region_code LIKE (CASE WHEN w.region_code = '000000' THEN ''
+              WHEN w.region_code LIKE '__0000' THEN substr(w.region_code, 1, 2)
+              WHEN w.region_code LIKE '____00' THEN substr(w.region_code, 1, 4)
+              ELSE w.region_code END) || '%'
+    """), {"ids": [n.id for n in notifications]})
+
+
+def _reader(scope: Scope) -> Any:
+    """Staff read the notifications of their jurisdiction; a machine client those addressed to its agency."""
+    if scope.principal_type == "user":
+        return None
+    policy.require(policy.has_scope(scope, "notifications:read"), code="scope_missing")
+    return col(Notification.recipient) == scope.agency if scope.agency else false()
+
+
+def list_query(scope: Scope, *, case_id: uuid.UUID | None, recipient: Recipient | None,
+               status: str | None) -> Select[Any]:
+    stmt = select(Notification)
+    mine = _reader(scope)
+    if mine is not None:
+        stmt = stmt.where(mine)
+    if case_id is not None:
+        stmt = stmt.where(Notification.case_id == case_id)
+    if recipient is not None:
+        stmt = stmt.where(Notification.recipient == recipient)
+    if status is not None:
+        stmt = stmt.where(Notification.status == status)
+    return stmt.order_by(col(Notification.created_at).desc(), col(Notification.id).desc())
+
+
+async def get(session: AsyncSession, *, scope: Scope, notification_id: uuid.UUID,
+              for_update: bool = False) -> Notification:
+    n = await get_visible(session, Notification, notification_id, what="notification", for_update=for_update)
+    mine = _reader(scope)
+    if mine is not None and (scope.agency is None or n.recipient.value != scope.agency):
+        # another agency's notification: as invisible as one outside the region
+        raise NotFound(f"notification {notification_id} not found", code="notification_not_found")
+    return n
+
+
+async def receipt(session: AsyncSession, *, scope: Scope, notification_id: uuid.UUID,
+                  body: ReceiptBody) -> Notification:
+    """The notified agency acknowledges: received, and the measures it took. Its own client does, or
+    an officer or leader records a receipt that came on paper. Shown on the case's timeline."""
+    n = await get(session, scope=scope, notification_id=notification_id, for_update=True)
+    if scope.principal_type == "user" and not ({Role.officer, Role.leader} & scope.roles):
+        raise NotPermitted("only the notified agency, or an officer or leader for it, records a receipt",
+                           code="role_not_permitted")
+    if n.receipt_at is not None:
+        raise Conflict(f"notification {n.id} was already acknowledged at {n.receipt_at.isoformat()}",
+                       code="already_acknowledged")
+    before = to_public(n).model_dump(mode="json")
+    now = utcnow()
+    n.receipt_at, n.receipt_by, n.receipt_measures = now, scope.username, body.measures_taken
+    if n.status != "delivered":
+        n.status, n.delivered_at = "delivered", n.delivered_at or now
+    await session.flush()
+    await audit.record(session, action="notification.receipt", entity_type="notification", entity_id=str(n.id),
+                       region_code=n.region_code, before=before, after=to_public(n).model_dump(mode="json"))
+    if n.case_id is not None:
+        case = (await session.execute(select(PenaltyCase).where(PenaltyCase.id == n.case_id))).scalar_one()
+        session.add(CaseEvent(case_id=case.id, region_code=case.region_code, action="receipt",
+                              from_status=case.status.value, to_status=case.status.value,
+                              actor_id=scope.principal_id, actor=scope.username, actor_bureau=scope.region_code,
+                              at=now, detail={"notification_id": str(n.id), "recipient": n.recipient.value,
+                                              "measures_taken": body.measures_taken}))
+    return n
+
+
+async def redeliver(session: AsyncSession, *, scope: Scope, notification_id: uuid.UUID) -> Notification:
+    """Put a notification's failed deliveries back in the queue (admins and leaders)."""
+    if scope.principal_type != "user" or not ({Role.admin, Role.leader} & scope.roles):
+        raise NotPermitted("only admins and leaders redeliver notifications", code="role_not_permitted")
+    n = await get(session, scope=scope, notification_id=notification_id, for_update=True)
+    await session.execute(text("UPDATE webhook_delivery SET status = 'pending', next_attempt_at = now(),"
+                               " last_error = NULL WHERE notification_id = :id AND status = 'failed'"),
+                          {"id": n.id})
+    if n.status == "failed":
+        n.status = "pending"
+    await audit.record(session, action="notification.redeliver", entity_type="notification", entity_id=str(n.id),
+                       region_code=n.region_code)
+    return n
+
+
+def subscriptions_query(scope: Scope) -> Select[Any]:
+    stmt = select(WebhookSubscription).where(col(WebhookSubscription.active))
+    if scope.principal_type != "user":
+        stmt = stmt.where(WebhookSubscription.service_account_id == scope.principal_id)
+    else:
+        policy.require(policy.is_admin(scope))
+    return stmt.order_by(col(WebhookSubscription.created_at).desc(), col(WebhookSubscription.id).desc())
+
+
+async def subscribe(session: AsyncSession, *, scope: Scope, url: str) -> WebhookSubscription:
+    if scope.principal_type != "service":
+        raise NotPermitted("webhooks are subscribed by machine clients (service accounts)", code="machine_clients_only")
+    sub = WebhookSubscription(service_account_id=scope.principal_id, region_code=scope.region_code, url=url)
+    session.add(sub)
+    await session.flush()
+    await audit.record(session, action="webhook.subscribe", entity_type="webhook_subscription",
+                       entity_id=str(sub.id), region_code=sub.region_code, after={"url": url})
+    return sub
+
+
+async def unsubscribe(session: AsyncSession, *, scope: Scope, subscription_id: uuid.UUID) -> None:
+    sub = await get_visible(session, WebhookSubscription, subscription_id, what="webhook", for_update=True)
+    mine = scope.principal_type == "service" and sub.service_account_id == scope.principal_id
+    if not (mine or policy.is_admin(scope) is True) or not sub.active:
+        raise NotFound(f"webhook {subscription_id} not found", code="webhook_not_found")
+    sub.active = False
+    await session.execute(text("UPDATE webhook_delivery SET status = 'failed', last_error = 'unsubscribed'"
+                               " WHERE subscription_id = :id AND status = 'pending'"), {"id": sub.id})
+    await audit.record(session, action="webhook.unsubscribe", entity_type="webhook_subscription",
+                       entity_id=str(sub.id), region_code=sub.region_code, before={"url": sub.url})
+
