@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test install lint typecheck pytest bench clean-db constraints demo generate-large bench-archives \
-	bench-cases
+	bench-cases bench-dashboards
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -52,6 +52,10 @@ bench-archives: install
 ## Case lifecycle at 16 clients and the webhook outbox's delivery rate (own embedded database, var/bench-cases)
 bench-cases: install
 	$(BIN)/python bench/bench_cases.py
+
+## Campaign dashboards on the large data set (national and provincial; run `make generate-large` first)
+bench-dashboards: install
+	$(BIN)/python bench/bench_dashboards.py
 
 ## Regenerate the pinned versions from the current virtualenv
 constraints:

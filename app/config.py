@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     delivery_max_attempts: int = 25
     delivery_backoff_base_seconds: float = 2.0
     delivery_backoff_max_seconds: float = 3600.0
+    report_due_days: int = Field(default=0, ge=0, le=31, description="days after a period's last day within "
+                                 "which its report is on time (0: by the end of that day)")
     public_rate_limit: str = Field(default="60/minute", description="per client address on /api/public/v1 "
                                    "(limits notation, e.g. 60/minute)")
     case_stage_days: dict[str, int] = Field(

@@ -688,6 +688,8 @@ async def load_demo(conn: AsyncConnection, *, size: int = DEFAULT_SIZE, seed: in
     # driver connection's COPYs below are part of that same transaction.
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
+    # the campaign counters' row triggers are skipped during the COPYs and rebuilt set-based after them
+    await raw.execute("SET LOCAL pqs.bulk_load = 'on'")
     for table, columns, rows in (
         ("enterprise", ENTERPRISE_COLUMNS, data.enterprises),
         ("license", LICENSE_COLUMNS, data.licenses),
@@ -697,6 +699,8 @@ async def load_demo(conn: AsyncConnection, *, size: int = DEFAULT_SIZE, seed: in
     ):
         if rows:
             await raw.copy_records_to_table(table, records=rows, columns=list(columns))
+    await raw.execute("SET LOCAL pqs.bulk_load = 'off'")
+    await raw.execute("SELECT pqs_rebuild_campaign(id) FROM campaign")
     result = DemoResult(
         enterprises=len(data.enterprises), licenses=len(data.licenses), inspections=len(data.inspections),
         cases=len(data.cases), unlicensed=sum(1 for e in data.enterprises if not e[8]), users=data.users,

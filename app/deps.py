@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import policy
 from app import scope as scope_mod
 from app.config import Settings, get_settings
 from app.errors import Unauthenticated
@@ -66,3 +67,11 @@ async def current_scope(
 
 
 ScopeDep = Annotated[Scope, Depends(current_scope)]
+
+
+def require_scope(needed: str) -> Any:
+    """A route dependency: machine clients need the scope ``needed`` (people are governed by roles)."""
+    async def dependency(scope: ScopeDep) -> None:
+        policy.require(policy.has_scope(scope, needed), code="scope_missing")
+
+    return Depends(dependency)

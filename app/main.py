@@ -24,6 +24,7 @@ from app.routers import (
     archive,
     audit,
     auth,
+    campaigns,
     cases,
     enterprises,
     focus,
@@ -31,8 +32,11 @@ from app.routers import (
     integration,
     licenses,
     ops,
+    oversight,
     public,
+    recalls,
     reference,
+    reports,
     service_accounts,
     users,
 )
@@ -104,7 +108,8 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.migration_head = head_revision()
     install_error_handlers(app)
     for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, cases,
-                   integration, focus, audit, ops, public):
+                   integration, recalls, campaigns, reports,
+                   oversight, focus, audit, ops, public):
         app.include_router(module.router)
     app.include_router(auth.me_router)
     Instrumentator(excluded_handlers=["/metrics"], registry=_metrics_registry()).instrument(app).expose(

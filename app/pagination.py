@@ -60,8 +60,10 @@ def _invalid_cursor() -> Unprocessable:
     return Unprocessable("cursor is not a cursor this service issued for this list", code="invalid_cursor")
 
 
-async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams) -> tuple[list[Any], str | None]:
-    """Run ``stmt`` (which must have a total, unique ORDER BY) one page at a time."""
+async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams, *,
+                   rows: bool = False) -> tuple[list[Any], str | None]:
+    """Run ``stmt`` (which must have a total, unique ORDER BY) one page at a time; the first entity of
+    each row, or the whole rows with ``rows=True``."""
     bookmark = _decode(params.cursor) if params.cursor else None
     if bookmark is not None and not bookmark.startswith(">"):
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor")
@@ -80,6 +82,6 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams)
                 page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
         except _BAD_CURSOR as exc:
             raise _invalid_cursor() from exc
-    items = [row[0] for row in page]
+    items = [tuple(row) for row in page] if rows else [row[0] for row in page]
     nxt = _encode(page.paging.bookmark_next) if page.paging.has_next else None
     return items, nxt

@@ -39,7 +39,10 @@ security._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 ADMIN_PASSWORD = "admin-test-password"
 # Tables whose rows tests create; reference data and the migration stamp stay.
 WORK_TABLES = ("audit_event", "audit_chain_head", "idempotency_record", "login_throttle", "refresh_token",
-               "revoked_access_token", "service_account", "app_user", "attachment", "case_event", "case_measure",
+               "revoked_access_token", "service_account", "app_user", "attachment", "recall_progress", "recall",
+               "campaign_delta", "campaign_enterprise", "report", "rectification_plan", "supervision",
+               "acceptance",
+               "case_event", "case_measure",
                "case_escalation", "webhook_delivery", "webhook_subscription", "notification", "bad_record",
                "penalty_case",
                "inspection", "license", "enterprise_key_flag", "key_region", "enterprise")

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("facts", sa.String(), nullable=True),
         sa.Column("criminal_reason", sa.String(), nullable=True),
         sa.Column("goods_under_seal", sa.Integer(), nullable=False, server_default="0"),
+        sa.Column("premises_closed", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("decision", JSONB, nullable=True),
         sa.Column("awaiting_bureau", sa.String(length=6), nullable=True),
         sa.Column("transfer", JSONB, nullable=True),
@@ -41,6 +42,9 @@ def upgrade() -> None:
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
     ):
         op.add_column("penalty_case", col)
+    # cases filed before this revision: their stage began when they were filed, with its time limit
+    op.execute("UPDATE penalty_case SET stage_entered_at = created_at,"
+               " deadline = CASE WHEN status = 'registered' THEN created_at + interval '7 days' END")
     op.execute("CREATE INDEX ix_penalty_case_region_created ON penalty_case (region_code, created_at DESC, id DESC)")
     op.execute("CREATE INDEX ix_penalty_case_created ON penalty_case (created_at DESC, id DESC)")
     op.create_index("ix_penalty_case_awaiting", "penalty_case", ["awaiting_bureau"],
@@ -184,7 +188,7 @@ def downgrade() -> None:
     for ix in ("ix_penalty_case_region_created", "ix_penalty_case_created", "ix_penalty_case_awaiting",
                "ix_penalty_case_deadline"):
         op.execute(f"DROP INDEX IF EXISTS {ix}")
-    for name in ("bureau_code", "source", "facts", "criminal_reason", "goods_under_seal", "decision",
+    for name in ("bureau_code", "source", "facts", "criminal_reason", "goods_under_seal", "premises_closed", "decision",
                  "awaiting_bureau", "transfer", "revocation_approval_seconds", "stage_entered_at", "deadline",
                  "closed_at"):
         op.drop_column("penalty_case", name)

@@ -50,4 +50,4 @@ class Archive(SQLModel):
     inspections: list[InspectionPublic] = Field(description="sweep, routine and complaint inspections")
     cases: list[CasePublic]
     bad_records: list[dict[str, Any]] = Field(description="bad records entered by decided cases against it")
-    recalls: list[dict[str, Any]] = Field(description="recalls (filled by the recalls issue)")
+    recalls: list[dict[str, Any]] = Field(description="recalls of its products, with the units recovered so far")

@@ -89,6 +89,7 @@ class PenaltyCase(RegionOwned, SQLModel, table=True):
     possibly_criminal: bool = False
     criminal_reason: str | None = None
     goods_under_seal: int = 0
+    premises_closed: int = 0
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     awaiting_bureau: str | None = Field(default=None, max_length=6)
     transfer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
@@ -255,7 +256,7 @@ class CommentBody(Strict):
 
 
 class ExecutionBody(Strict):
-    penalties: list[int] | None = PField(default=None, max_length=20,
+    penalties: list[int] | None = PField(default=None, min_length=1, max_length=20,
                                          description="indexes of the decision's penalties executed (all when left out)")
     note: str | None = PField(default=None, max_length=2000)
 
@@ -321,6 +322,7 @@ class CasePublic(SQLModel):
     criminal_reason: str | None = None
     measures: list[MeasurePublic] = []
     goods_under_seal: int = 0
+    premises_closed: int = 0
     decision: dict[str, Any] | None = None
     awaiting_bureau: str | None = None
     transfer: dict[str, Any] | None = None

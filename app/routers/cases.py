@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Body, Query, Response
 
 from app.concurrency import IfMatchDep, set_etag
-from app.deps import ScopeDep, SessionDep, SettingsDep
+from app.deps import ScopeDep, SessionDep, SettingsDep, require_scope
 from app.errors import problem_responses
 from app.models.case import (
     CaseCreate,
@@ -31,6 +31,7 @@ from app.services import case as case_service
 from app.services import case_workflow as workflow
 
 router = secured_router(tags=["cases"])
+CASES_READ = require_scope("cases:read")  # machine clients
 
 WORKFLOW_DOC = f"""The workflow, as the service executes it (generated from its table):
 
@@ -57,7 +58,8 @@ async def create_case(body: CaseCreate, scope: ScopeDep, session: SessionDep, se
     return await _view(session, scope, case, response)
 
 
-@router.get("/api/v1/cases", response_model=Page[CasePublic], responses=problem_responses(401, 403, 422),
+@router.get("/api/v1/cases", dependencies=[CASES_READ],
+            response_model=Page[CasePublic], responses=problem_responses(401, 403, 422),
             description="Cases inside your jurisdiction, newest first. `overdue=true` lists the cases past their "
                         "stage's time limit in every bureau below you (overdue cases are visible upward).\n\n"
                         + WORKFLOW_DOC)
@@ -77,7 +79,8 @@ async def list_cases(
     return Page[CasePublic](items=await case_service.to_public_many(session, scope, items), next_cursor=nxt)
 
 
-@router.get("/api/v1/cases/revocation-times", responses=problem_responses(401, 403, 422))
+@router.get("/api/v1/cases/revocation-times", dependencies=[CASES_READ],
+            responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def revocation_times(
     scope: ScopeDep, session: SessionDep,
@@ -88,14 +91,16 @@ async def revocation_times(
     return await case_service.revocation_times(session, region=region, scope=scope)
 
 
-@router.get("/api/v1/cases/{case_id}", response_model=CasePublic, responses=problem_responses(401, 404))
+@router.get("/api/v1/cases/{case_id}", dependencies=[CASES_READ],
+            response_model=CasePublic, responses=problem_responses(401, 404))
 @autocommit_reads
 async def get_case(case_id: uuid.UUID, scope: ScopeDep, session: SessionDep, response: Response) -> CasePublic:
     """One case with its measures, decision and `allowed_actions` for you (404 outside your jurisdiction)."""
     return await _view(session, scope, await case_service.get(session, case_id=case_id), response)
 
 
-@router.get("/api/v1/cases/{case_id}/timeline", response_model=Page[CaseEventPublic],
+@router.get("/api/v1/cases/{case_id}/timeline", dependencies=[CASES_READ],
+            response_model=Page[CaseEventPublic],
             responses=problem_responses(401, 404))
 @autocommit_reads
 async def case_timeline(case_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
@@ -117,7 +122,8 @@ async def inbox(scope: ScopeDep, session: SessionDep,
     return await case_service.inbox(session, scope=scope, limit=limit)
 
 
-@router.get("/api/v1/sealed-goods", response_model=Page[MeasurePublic], responses=problem_responses(401, 403, 422))
+@router.get("/api/v1/sealed-goods", dependencies=[CASES_READ],
+            response_model=Page[MeasurePublic], responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def sealed_goods(
     scope: ScopeDep, session: SessionDep, page: PageDep,
@@ -129,14 +135,20 @@ async def sealed_goods(
 
 
 def _action_route(rule: workflow.Rule) -> None:
+    optional = not any(f.is_required() for f in rule.body.model_fields.values())
+
     async def endpoint(case_id: uuid.UUID, body: Any, if_match: IfMatchDep, scope: ScopeDep, session: SessionDep,
                        settings: SettingsDep, response: Response) -> CasePublic:
         case = await case_service.act(session, scope=scope, settings=settings, case_id=case_id, action=rule.action,
-                                      body=body, expected_version=if_match)
+                                      body=body if body is not None else rule.body(), expected_version=if_match)
         return await _view(session, scope, case, response)
 
     # FastAPI reads the body's type from the signature: give each action its own model
-    params = [p.replace(annotation=Annotated[rule.body, Body()]) if p.name == "body" else p
+    # (an action whose fields are all optional may be sent without a body)
+    annotation = Annotated[rule.body | None, Body()] if optional else Annotated[rule.body, Body()]
+    params = [p.replace(annotation=annotation, default=None if optional else p.default,
+                        kind=inspect.Parameter.KEYWORD_ONLY) if p.name == "body" else
+              p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
               for p in inspect.signature(endpoint).parameters.values()]
     endpoint.__signature__ = inspect.Signature(params, return_annotation=CasePublic)  # type: ignore[attr-defined]
     endpoint.__name__ = f"case_{rule.action}"

@@ -3,7 +3,7 @@ themselves, so an inspection shows the moment it is committed and nothing is typ
 
 Queries are bounded whatever the enterprise's history: the enterprise, its flags (one query per
 criterion), then one query each for licences, inspections (split into spot checks, annual reviews
-and the others here), cases, bad records and category names. All of them go through the caller's scope."""
+and the others here), cases, bad records, recalls and category names. All of them go through the caller's scope."""
 
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ from app.models.case import BadRecord, PenaltyCase
 from app.models.common import utcnow
 from app.models.enterprise import Enterprise, License, LicensePublic, LicenseStatus
 from app.models.inspection import Inspection, InspectionKind, InspectionPublic
+from app.models.recall import Recall
 from app.models.reference import ProductCategory
 from app.scope import Scope
 from app.services import case as case_service
 from app.services import enterprise as enterprise_service
 from app.services import inspection as inspection_service
 from app.services import license as license_service
+from app.services import recall as recall_service
 
 
 def _summary(licences: list[LicensePublic]) -> LicenseSummary:
@@ -70,6 +72,9 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
     bad = (await session.execute(
         select(BadRecord).where(BadRecord.enterprise_id == e.id)
         .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all()
+    recalls = (await session.execute(
+        select(Recall).where(Recall.enterprise_id == e.id)
+        .order_by(col(Recall.created_at).desc(), col(Recall.id).desc()))).scalars().all()
     codes = sorted({*e.category_codes, *(x.category_code for x in licences)})
     rows = {c.code: c for c in (await session.execute(
         select(ProductCategory).where(col(ProductCategory.code).in_(codes)))).scalars()} if codes else {}
@@ -88,4 +93,5 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
         bad_records=[{"id": str(r.id), "case_id": str(r.case_id), "violation": r.violation.value,
                       "penalties": r.penalties, "decided_at": r.decided_at.isoformat(), "published": r.published,
                       "published_at": r.published_at.isoformat()} for r in bad],
-        recalls=[])
+        recalls=[recall_service.to_public(r).model_dump(mode="json", exclude={"by_batch", "by_region"})
+                 for r in recalls])

@@ -64,6 +64,7 @@ def to_public(c: PenaltyCase, *, measures: list[CaseMeasure] | None = None, allo
         bureau_code=c.bureau_code, kind=c.kind, source=c.source, facts=c.facts, status=c.status,
         possibly_criminal=c.possibly_criminal, criminal_reason=c.criminal_reason,
         measures=[measure_public(m) for m in measures or []], goods_under_seal=c.goods_under_seal,
+        premises_closed=c.premises_closed,
         decision=c.decision, awaiting_bureau=c.awaiting_bureau, transfer=c.transfer,
         revocation_approval_seconds=c.revocation_approval_seconds, deadline=c.deadline,
         overdue=c.deadline is not None and c.deadline < now, allowed_actions=allowed or [], version=c.version,

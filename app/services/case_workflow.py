@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -68,6 +69,9 @@ from app.services import license as license_service
 from app.services import notification as notification_service
 
 S = CaseStatus
+# §3.3: the violations of licensed producers that enter the bad record and are notified to banks
+LICENSED_VIOLATIONS = frozenset({CaseKind.nonconforming_products, CaseKind.lowered_conditions,
+                                 CaseKind.irregular_production, CaseKind.unrecalled_hazard})
 OPEN = (S.registered, S.investigating, S.pending_approval, S.decided)
 ALL = tuple(CaseStatus)
 
@@ -147,6 +151,8 @@ def handling(scope: Scope, case: PenaltyCase, facts: Facts) -> AppError | None:
 def approving(scope: Scope, case: PenaltyCase, facts: Facts) -> AppError | None:
     """A leader of the bureau whose approval the decision waits for."""
     awaiting = case.awaiting_bureau
+    if case.decision and case.decision.get("proposed_by") == scope.username:
+        return NotPermitted("you proposed this decision; another leader approves it", code="own_proposal")
     if awaiting is None or scope.region_code == awaiting:
         return None
     if scope.region_code.startswith(prefix_of(awaiting)):  # a bureau below the one that approves
@@ -186,7 +192,7 @@ def unexecuted(case: PenaltyCase) -> list[int]:
 
 
 def closable(case: PenaltyCase) -> AppError | None:
-    """not possibly criminal; every approved penalty executed; no goods under seal"""
+    """not possibly criminal; every approved penalty executed; no goods under seal, no premises closed"""
     if case.possibly_criminal:
         return Conflict("the case is flagged possibly criminal: it cannot be closed with administrative penalties "
                         "alone and must be transferred to the judicial organs (no fine instead of prosecution)",
@@ -198,6 +204,8 @@ def closable(case: PenaltyCase) -> AppError | None:
     if case.goods_under_seal:
         return Conflict(f"{case.goods_under_seal} seal or seizure of goods is not released yet",
                         code="goods_under_seal")
+    if case.premises_closed:
+        return Conflict("the premises are still closed (查封); release the closure first", code="premises_closed")
     return None
 
 
@@ -242,6 +250,10 @@ async def _add_measure(ctx: Ctx) -> None:
         target.released_at = ctx.now
         if target.type in GOODS_MEASURES:
             case.goods_under_seal -= 1
+        elif target.type is MeasureType.close_premises:
+            case.premises_closed -= 1
+    elif case.status is S.transferred:
+        raise Unprocessable("a transferred case only releases its earlier measures", code="only_release_after_transfer")
     else:
         if b.releases is not None:
             raise Unprocessable("`releases` is only for a release", code="invalid_measure")
@@ -250,6 +262,8 @@ async def _add_measure(ctx: Ctx) -> None:
                                 code="goods_not_itemised")
         if b.type in GOODS_MEASURES:
             case.goods_under_seal += 1
+        elif b.type is MeasureType.close_premises:
+            case.premises_closed += 1
     m = CaseMeasure(case_id=case.id, region_code=case.region_code, type=b.type, items=_items(b.items),
                     legal_basis=b.legal_basis, note=b.note, releases=b.releases, created_by=ctx.scope.principal_id,
                     created_at=ctx.now)
@@ -258,12 +272,14 @@ async def _add_measure(ctx: Ctx) -> None:
                       **({"releases": str(b.releases)} if b.releases else {}))
 
 
-async def _valid_licences(ctx: Ctx) -> list[License]:
+async def _valid_licences(ctx: Ctx, *, suspended_too: bool = False) -> list[License]:
+    """The enterprise's valid licences (and suspended ones: a revocation may follow a suspension)."""
     day = license_service.today()
+    cond = license_service.valid_condition(day)
+    if suspended_too:
+        cond = or_(cond, col(License.status) == LicenseStatus.suspended)
     return list((await ctx.session.execute(
-        select(License).where(License.enterprise_id == ctx.case.enterprise_id,
-                              license_service.valid_condition(day))
-    )).scalars())
+        select(License).where(License.enterprise_id == ctx.case.enterprise_id, cond))).scalars())
 
 
 async def _propose(ctx: Ctx) -> None:
@@ -283,8 +299,10 @@ async def _propose(ctx: Ctx) -> None:
         if not {PenaltyType.confiscate_gains, PenaltyType.confiscate_goods} & set(types):
             raise Unprocessable("an unlicensed-production decision confiscates (confiscate_gains or confiscate_goods)",
                                 code="confiscation_required")
-    if licence_penalties and not await _valid_licences(ctx):
-        raise Unprocessable("the enterprise holds no valid licence to suspend or revoke", code="no_valid_license")
+    if PenaltyType.suspend_license in licence_penalties and not await _valid_licences(ctx):
+        raise Unprocessable("the enterprise holds no valid licence to suspend", code="no_valid_license")
+    if PenaltyType.revoke_license in licence_penalties and not await _valid_licences(ctx, suspended_too=True):
+        raise Unprocessable("the enterprise holds no valid or suspended licence to revoke", code="no_valid_license")
     if len(licence_penalties) > 1:
         raise Unprocessable("a decision either suspends or revokes the licence, not both", code="conflicting_penalties")
     penalties = [p.model_dump(mode="json") | {"executed_at": None,
@@ -327,10 +345,11 @@ async def _decided(ctx: Ctx) -> None:
     """A decision's consequences, in the approving transaction: licence status, bad record, 通报."""
     case = ctx.case
     types = {p["type"] for p in (case.decision or {}).get("penalties", [])}
+    licensed_producer = bool(await _valid_licences(ctx, suspended_too=True))  # before this decision's effect
     for penalty, status in ((PenaltyType.suspend_license, LicenseStatus.suspended),
                             (PenaltyType.revoke_license, LicenseStatus.revoked)):
         if penalty in types:
-            for lic in await _valid_licences(ctx):
+            for lic in await _valid_licences(ctx, suspended_too=penalty is PenaltyType.revoke_license):
                 await license_service.set_status(ctx.session, scope=ctx.scope, license_id=lic.id, status=status,
                                                  cause=f"case {case.id}: {penalty.value} approved")
             ctx.detail["license_status"] = status.value
@@ -345,19 +364,28 @@ async def _decided(ctx: Ctx) -> None:
                     f"{enterprise.name}（{enterprise.uscc}）无证生产，已依法没收违法所得及产品、工具、设备、原材料。"),
                    (Recipient.local_government, "关于取缔无证生产企业的书面报告",
                     f"{enterprise.name}（{enterprise.uscc}）无证生产，建议地方政府依法予以取缔。")]
-    else:
+    elif licensed_producer and case.kind in LICENSED_VIOLATIONS:
         # §3.3: bad record (published), notify the market regulator and banks, report to the local government
-        ctx.session.add(BadRecord(
+        record = BadRecord(
             enterprise_id=enterprise.id, case_id=case.id, region_code=case.region_code,
             enterprise_name=enterprise.name, uscc=enterprise.uscc, violation=case.kind,
             penalties=[{k: p.get(k) for k in ("type", "amount", "legal_basis")}
                        for p in case.decision["penalties"]],  # type: ignore[index]
-            decided_at=ctx.now, published_at=ctx.now))
+            decided_at=ctx.now, published_at=ctx.now)
+        ctx.session.add(record)
+        await ctx.session.flush()
+        await audit.record(ctx.session, action="bad_record.create", entity_type="bad_record",
+                           entity_id=str(record.id), region_code=record.region_code,
+                           after={"enterprise_name": record.enterprise_name, "uscc": record.uscc,
+                                  "violation": record.violation.value, "penalties": record.penalties,
+                                  "case_id": str(case.id), "published": True})
         ctx.detail["bad_record"] = True
         summary = f"{enterprise.name}（{enterprise.uscc}）{case.kind.value}，已作出行政处罚决定并记入不良记录。"
         notices = [(Recipient.market_regulator, "获证企业违法行为通报", summary),
                    (Recipient.bank, "获证企业违法行为通报", summary),
                    (Recipient.local_government, "获证企业违法行为书面报告", summary)]
+    else:
+        notices = []  # other violations: the officers notify whom the case needs (`notify`)
     for recipient, subject, content in notices:
         add_notification(ctx, recipient=recipient, subject=subject, content=content, automatic=True)
     ctx.detail["notified"] = [r.value for r, _, _ in notices]
@@ -481,10 +509,11 @@ RULES: tuple[Rule, ...] = (
     Rule("investigate", (S.registered,), S.investigating, frozenset({Role.inspector, Role.officer}),
          "inspector or officer of the handling bureau or above", Empty,
          "Start the investigation (立案 → 调查).", _none),
-    Rule("add_measure", OPEN, None, frozenset({Role.inspector, Role.officer}),
+    Rule("add_measure", (*OPEN, S.transferred), None, frozenset({Role.inspector, Role.officer}),
          "inspector or officer of the handling bureau or above", MeasureBody,
          "Record a measure with its legal basis: seal or seize goods (itemised, with quantities), close "
-         "premises, copy documents, or release an earlier one. Goods under seal are listed until released.",
+         "premises, copy documents, or release an earlier one (after a transfer, only releases). Goods under "
+         "seal are listed until released.",
          _add_measure),
     Rule("propose_decision", (S.investigating,), S.pending_approval, frozenset({Role.officer}),
          "officer of the handling bureau or above", DecisionBody,
@@ -525,7 +554,7 @@ RULES: tuple[Rule, ...] = (
     Rule("close", (S.decided,), S.closed, frozenset({Role.officer, Role.leader}),
          "officer or leader of the handling bureau or above", Empty,
          "Close the case (结案): refused while it is flagged possibly criminal, while approved penalties are "
-         "unexecuted and while goods are under seal.", _close, guard=closable),
+         "unexecuted and while goods are under seal or premises closed.", _close, guard=closable),
 )
 RULE_BY_ACTION = {r.action: r for r in RULES}
 

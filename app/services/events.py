@@ -23,8 +23,11 @@ from app.models.integration import FeedEvent
 from app.scope import Scope
 from app.services import audit
 
-FEED_TYPES = ("enterprise", "license", "inspection", "attachment", "penalty_case", "notification", "bad_record",
-              "key_region")
+# each kind of change, and the scope a machine client needs to see it
+FEED_SCOPES = {"enterprise": "enterprises:read", "license": "enterprises:read", "key_region": "enterprises:read",
+               "bad_record": "enterprises:read", "inspection": "inspections:read", "attachment": "inspections:read",
+               "penalty_case": "cases:read", "notification": "notifications:read", "recall": "recalls:read"}
+FEED_TYPES = tuple(FEED_SCOPES)
 
 
 def encode_cursor(seq: int) -> str:
@@ -52,7 +55,8 @@ async def feed(session: AsyncSession, *, scope: Scope, cursor: str | None, limit
                                     col(AuditEvent.entity_type).in_(FEED_TYPES))
     if entity_type is not None:
         stmt = stmt.where(AuditEvent.entity_type == entity_type)
-    if scope.principal_type == "service":  # a machine client sees the 通报 of its own agency only
+    if scope.principal_type == "service":  # the kinds its scopes name, and the 通报 of its own agency only
+        stmt = stmt.where(col(AuditEvent.entity_type).in_([t for t, s in FEED_SCOPES.items() if s in scope.scopes]))
         stmt = stmt.where(or_(col(AuditEvent.entity_type) != "notification",
                               AuditEvent.after["recipient"].astext == (scope.agency or "")))  # type: ignore[index]
     rows = (await session.execute(stmt.order_by(col(AuditEvent.seq)).limit(limit))).scalars().all()

@@ -14,13 +14,14 @@ import hmac
 import uuid
 from typing import Any
 
+import httpx
 from sqlalchemy import Select, false, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app import policy
 from app.config import Settings
-from app.errors import Conflict, NotFound, NotPermitted
+from app.errors import Conflict, NotFound, NotPermitted, Unprocessable
 from app.models.case import CaseEvent, Notification, NotificationPublic, PenaltyCase, Recipient
 from app.models.common import Role, utcnow
 from app.models.integration import ReceiptBody, WebhookSubscription
@@ -66,7 +67,7 @@ async def publish(session: AsyncSession, notifications: list[Notification]) -> N
                                       next_attempt_at, created_at)
         SELECT gen_random_uuid(), n.id, w.id, n.region_code, 'pending', 0, now(), now()
         FROM notification n
-        JOIN service_account s ON s.agency = n.recipient AND s.active
+        JOIN service_account s ON s.agency = n.recipient AND s.active AND 'notifications:read' = ANY(s.scopes)
         JOIN webhook_subscription w ON w.service_account_id = s.id AND w.active
         WHERE n.id = ANY(:ids) AND n.region_code LIKE (CASE WHEN w.region_code = '000000' THEN ''
               WHEN w.region_code LIKE '__0000' THEN substr(w.region_code, 1, 2)
@@ -142,9 +143,10 @@ async def redeliver(session: AsyncSession, *, scope: Scope, notification_id: uui
     if scope.principal_type != "user" or not ({Role.admin, Role.leader} & scope.roles):
         raise NotPermitted("only admins and leaders redeliver notifications", code="role_not_permitted")
     n = await get(session, scope=scope, notification_id=notification_id, for_update=True)
-    await session.execute(text("UPDATE webhook_delivery SET status = 'pending', next_attempt_at = now(),"
-                               " last_error = NULL WHERE notification_id = :id AND status = 'failed'"),
-                          {"id": n.id})
+    await session.execute(text(
+        "UPDATE webhook_delivery d SET status = 'pending', next_attempt_at = now(), attempts = 0, last_error = NULL"
+        " FROM webhook_subscription w WHERE d.notification_id = :id AND d.status = 'failed'"
+        " AND w.id = d.subscription_id AND w.active"), {"id": n.id})
     if n.status == "failed":
         n.status = "pending"
     await audit.record(session, action="notification.redeliver", entity_type="notification", entity_id=str(n.id),
@@ -164,6 +166,14 @@ def subscriptions_query(scope: Scope) -> Select[Any]:
 async def subscribe(session: AsyncSession, *, scope: Scope, url: str) -> WebhookSubscription:
     if scope.principal_type != "service":
         raise NotPermitted("webhooks are subscribed by machine clients (service accounts)", code="machine_clients_only")
+    policy.require(policy.has_scope(scope, "notifications:read"), code="scope_missing")
+    if scope.agency is None:
+        raise NotPermitted("this client speaks for no agency (`agency` on the service account), so no 通报 is "
+                           "addressed to it", code="no_agency")
+    try:  # a URL pydantic accepts may still be one no HTTP client can send to (e.g. an invalid IDNA host)
+        httpx.Request("POST", url)
+    except Exception as exc:  # noqa: BLE001 - the URL's fault, told to the caller
+        raise Unprocessable(f"webhook url cannot be used: {exc}", code="invalid_webhook_url") from exc
     sub = WebhookSubscription(service_account_id=scope.principal_id, region_code=scope.region_code, url=url)
     session.add(sub)
     await session.flush()

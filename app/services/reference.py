@@ -74,6 +74,9 @@ async def load_reference_data(session: AsyncSession) -> dict[str, int]:
     stmt = pg_insert(ProductCategory).values(cats)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["code"], set_={c: stmt.excluded[c] for c in ("name", "parent_code", "key", "sort_order")}))
+    from app.services import campaign  # the 2007 campaign needs the key categories just loaded
+
+    await campaign.ensure_default_campaign(session)
     return {"regions": len(regions), "product_categories": len(cats)}
 
 

@@ -34,8 +34,11 @@ LEASE_SECONDS = 60
 _CLAIM = text("""
 UPDATE webhook_delivery d SET next_attempt_at = now() + make_interval(secs => :lease), attempts = d.attempts + 1
 FROM notification n, webhook_subscription w
-WHERE d.id IN (SELECT id FROM webhook_delivery WHERE status = 'pending' AND next_attempt_at <= now()
-               ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED)
+WHERE d.id IN (SELECT q.id FROM webhook_delivery q
+               JOIN webhook_subscription qw ON qw.id = q.subscription_id AND qw.active
+               JOIN service_account qs ON qs.id = qw.service_account_id AND qs.active
+               WHERE q.status = 'pending' AND q.next_attempt_at <= now()
+               ORDER BY q.next_attempt_at LIMIT :n FOR UPDATE OF q SKIP LOCKED)
   AND n.id = d.notification_id AND w.id = d.subscription_id
 RETURNING d.id, d.attempts, w.id AS subscription_id, w.url, n.id AS notification_id
 """)
@@ -62,7 +65,7 @@ async def _send(client: httpx.AsyncClient, settings: Settings, claim: Any, body:
                "User-Agent": "pqs-regulator-webhooks/1"}
     try:
         r = await client.post(claim.url, content=body, headers=headers, timeout=settings.delivery_timeout_seconds)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of one delivery is that delivery's, never the round's
         return f"{type(exc).__name__}: {exc}"[:500]
     return None if 200 <= r.status_code < 300 else f"HTTP {r.status_code}"
 
@@ -85,24 +88,27 @@ async def run_once(maker: async_sessionmaker[AsyncSession], settings: Settings, 
         return claim, await _send(client, settings, claim, json.dumps(body, ensure_ascii=False).encode(),
                                   str(body["event_id"]))
 
-    results = await asyncio.gather(*(one(c) for c in claims))
+    results = await asyncio.gather(*(one(c) for c in claims))  # _send returns failures, it does not raise
     counts = {"delivered": 0, "retried": 0, "failed": 0}
     async with session_scope(maker) as session:
         for claim, error in results:
             if error is None:
                 counts["delivered"] += 1
+                # only while the claim is still ours (a worker past its lease must not overwrite a newer result)
                 await session.execute(text(
                     "UPDATE webhook_delivery SET status = 'delivered', delivered_at = now(), last_error = NULL"
-                    " WHERE id = :id"), {"id": claim.id})
+                    " WHERE id = :id AND status = 'pending' AND attempts = :a"), {"id": claim.id, "a": claim.attempts})
             elif claim.attempts >= settings.delivery_max_attempts:
                 counts["failed"] += 1
                 await session.execute(text("UPDATE webhook_delivery SET status = 'failed', last_error = :e"
-                                           " WHERE id = :id"), {"id": claim.id, "e": error})
+                                           " WHERE id = :id AND status = 'pending' AND attempts = :a"),
+                                      {"id": claim.id, "e": error, "a": claim.attempts})
             else:
                 counts["retried"] += 1
                 await session.execute(text(
                     "UPDATE webhook_delivery SET next_attempt_at = now() + make_interval(secs => :s), last_error = :e"
-                    " WHERE id = :id"), {"id": claim.id, "e": error, "s": backoff(settings, claim.attempts)})
+                    " WHERE id = :id AND status = 'pending' AND attempts = :a"),
+                    {"id": claim.id, "e": error, "s": backoff(settings, claim.attempts), "a": claim.attempts})
         # a notification reads delivered once one delivery succeeded, failed once all of them failed
         await session.execute(text("""
             UPDATE notification n SET

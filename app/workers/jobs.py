@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import get_settings
 from app.db import session_scope
 from app.services import audit, idempotency
+from app.services import campaign as campaign_service
 from app.services import license as license_service
+from app.services import recall as recall_service
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,10 @@ async def run_once(maker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
     done: dict[str, int] = {}
     async with session_scope(maker) as session:
         done["licenses_expired"] = await license_service.expire_due(session)
+    async with session_scope(maker) as session:
+        done["recalls_overdue"] = await recall_service.mark_overdue(session)
+    async with session_scope(maker) as session:
+        done["campaign_deltas_folded"] = await campaign_service.compact(session)
     async with session_scope(maker) as session:
         done["audit_sealed"] = await audit.seal(session)
     async with session_scope(maker) as session:

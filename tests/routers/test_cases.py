@@ -426,8 +426,9 @@ async def test_the_openapi_documents_one_route_per_action_with_its_own_body(clie
     spec = (await client.get("/openapi.json")).json()
     for rule in case_workflow.RULES:
         op = spec["paths"][f"/api/v1/cases/{{case_id}}/actions/{rule.action}"]["post"]
-        ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-        assert ref.endswith("/" + rule.body.__name__)
+        schema = op["requestBody"]["content"]["application/json"]["schema"]
+        refs = [schema.get("$ref")] + [s.get("$ref") for s in schema.get("anyOf", [])]
+        assert "#/components/schemas/" + rule.body.__name__ in refs, schema
         assert any(p["name"].lower() == "if-match" and p["in"] == "header" for p in op["parameters"])
     assert case_workflow.markdown_table() in spec["paths"]["/api/v1/cases"]["get"]["description"]
 
@@ -436,3 +437,69 @@ def test_readme_carries_the_workflow_diagram_generated_from_the_table():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert case_workflow.readme_block() in readme, "run `python -m app.cli workflow-doc`"
     assert "```mermaid\n" + case_workflow.mermaid() + "\n```" in readme
+
+
+# --- review mends -------------------------------------------------------------------------------
+
+async def test_actions_whose_fields_are_optional_need_no_body(client, b):
+    case = await file_case(client, b.inspector, b.enterprise)
+    r = await client.post(f"{URL}/{case['id']}/actions/investigate",
+                          headers={**bearer(b.inspector), "If-Match": f'"{case["version"]}"'})
+    assert r.status_code == 200 and r.json()["status"] == "investigating"
+    r = await client.post(f"{URL}/{r.json()['id']}/actions/add_measure",
+                          headers={**bearer(b.inspector), "If-Match": '"2"'})
+    assert_problem(r, 422, "validation_error")
+
+
+async def test_nobody_approves_their_own_proposal(client, b, admin_token):
+    both = await user_token(client, admin_token, username="xh.both", region_code=XIHU, roles=["officer", "leader"])
+    case = await file_case(client, b.inspector, b.enterprise)
+    case = await ok(client, b.inspector, case, "investigate")
+    case = await ok(client, both, case, "propose_decision", FINE)
+    assert "approve" not in (await get_case(client, both, case))["allowed_actions"]
+    assert_problem(await act(client, both, case, "approve"), 403, "own_proposal")
+    assert (await ok(client, b.leader, case, "approve"))["status"] == "decided"
+
+
+async def test_a_suspended_licence_can_then_be_revoked(client, b):
+    suspended = await to_pending(client, b, SUSPEND)
+    await ok(client, b.prov_leader, suspended, "approve")
+    case = await to_pending(client, b, REVOKE)
+    case = await ok(client, b.prov_leader, case, "approve")
+    case = await ok(client, b.nat_leader, case, "approve")
+    r = await client.get("/api/v1/licenses", params={"enterprise_id": b.enterprise["id"]}, headers=bearer(b.admin))
+    assert [lic["status"] for lic in r.json()["items"]] == ["revoked"]
+
+
+async def test_only_a_licensed_producers_listed_violations_enter_the_bad_record(client, b, connection):
+    case = await file_case(client, b.inspector, b.enterprise, kind="counterfeit")
+    case = await ok(client, b.inspector, case, "investigate")
+    case = await ok(client, b.officer, case, "propose_decision", FINE)
+    case = await ok(client, b.leader, case, "approve")
+    assert await scalar(connection, "SELECT count(*) FROM bad_record") == 0
+    assert await scalar(connection, "SELECT count(*) FROM notification WHERE case_id = :c", c=case["id"]) == 0
+    decided = await to_decided(client, b)  # nonconforming products of a licensed producer
+    assert await scalar(connection, "SELECT count(*) FROM bad_record WHERE case_id = :c", c=decided["id"]) == 1
+    assert await scalar(connection, "SELECT count(*) FROM audit_event WHERE action = 'bad_record.create'") == 1
+
+
+async def test_closed_premises_block_closing_and_a_transferred_case_still_releases(client, b):
+    case = await to_decided(client, b)
+    case = await ok(client, b.inspector, case, "add_measure", {"type": "close_premises", "legal_basis": BASIS})
+    closure = case["measures"][0]["id"]
+    case = await ok(client, b.inspector, case, "record_execution")
+    assert_problem(await act(client, b.officer, case, "close"), 409, "premises_closed")
+    case = await ok(client, b.inspector, case, "add_measure", SEAL)
+    case = await ok(client, b.leader, case, "transfer", {"to": "judicial", "recipient": "公安局", "reason": "涉嫌犯罪"})
+    assert_problem(await act(client, b.inspector, case, "add_measure", SEAL), 422, "only_release_after_transfer")
+    for measure in (closure, case["measures"][1]["id"]):
+        case = await ok(client, b.inspector, case, "add_measure",
+                        {"type": "release", "releases": measure, "legal_basis": BASIS})
+    assert case["goods_under_seal"] == 0 and case["premises_closed"] == 0 and case["status"] == "transferred"
+
+
+async def test_recording_execution_of_no_penalty_is_422(client, b):
+    case = await to_decided(client, b)
+    assert_problem(await act(client, b.inspector, case, "record_execution", {"penalties": []}), 422)
+    assert_problem(await act(client, b.inspector, case, "record_execution", {"penalties": [7]}), 422,
+                   "unknown_penalty")

@@ -310,3 +310,59 @@ async def test_a_stale_if_match_on_an_action_changes_nothing(client, b, connecti
     assert await scalar(connection, "SELECT count(*) FROM bad_record") == 1
     assert (await connection.execute(text("SELECT status FROM penalty_case WHERE id = :id"),
                                      {"id": case["id"]})).scalar_one() == "decided"
+
+
+# --- review mends -------------------------------------------------------------------------------
+
+async def test_machine_clients_read_cases_and_feed_kinds_only_with_their_scopes(client, b, market, bank):
+    case = await to_decided(client, b)
+    assert (await client.get(f"/api/v1/cases/{case['id']}", headers=bearer(market))).status_code == 200
+    for path in (f"/api/v1/cases/{case['id']}", f"/api/v1/cases/{case['id']}/timeline", "/api/v1/cases"):
+        assert_problem(await client.get(path, headers=bearer(bank)), 403, "scope_missing")
+    kinds = {e["entity_type"] for e in (await client.get("/api/v1/events", params={"limit": 1000},
+                                                         headers=bearer(market))).json()["items"]}
+    assert kinds == {"penalty_case", "notification"}  # no enterprises:read, no inspections:read
+
+
+async def test_subscribing_needs_the_scope_an_agency_and_a_usable_url(client, admin_token, market):
+    no_scope, _ = await machine(client, admin_token, name="s1", region=ZHEJIANG, agency="bank", scopes=["events:read"])
+    assert_problem(await client.post("/api/v1/webhooks", headers=bearer(no_scope), json={"url": "https://a.example/h"}),
+                   403, "scope_missing")
+    no_agency, _ = await machine(client, admin_token, name="s2", region=ZHEJIANG, agency=None,
+                                 scopes=["notifications:read"])
+    assert_problem(await client.post("/api/v1/webhooks", headers=bearer(no_agency),
+                                     json={"url": "https://a.example/h"}), 403, "no_agency")
+    assert_problem(await client.post("/api/v1/webhooks", headers=bearer(market),
+                                     json={"url": "http://xn--zz-zzz.com/"}), 422, "invalid_webhook_url")
+
+
+async def test_one_failing_receiver_does_not_hold_up_the_others(client, b, admin_token, market, sessionmaker):
+    bank_token, _ = await machine(client, admin_token, name="bank2", region=ZHEJIANG, agency="bank",
+                                  scopes=["notifications:read"])
+    good = await subscribe(client, market, "https://good.example/h")
+    await subscribe(client, bank_token, "https://broken.example/h")
+    await to_decided(client, b)
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "broken.example":
+            raise RuntimeError("not an httpx error")
+        seen.append(request.headers["x-event-id"])
+        return httpx.Response(200)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        counts = await delivery.run_once(sessionmaker, get_settings(), http)
+    assert counts == {"delivered": 1, "retried": 1, "failed": 0} and len(seen) == 1
+    assert good["secret"]
+
+
+async def test_redeliver_does_not_revive_an_ended_subscription(client, b, market, sessionmaker, connection):
+    sub = await subscribe(client, market)
+    await to_decided(client, b)
+    assert (await client.delete(f"/api/v1/webhooks/{sub['id']}", headers=bearer(market))).status_code == 204
+    n = (await client.get("/api/v1/notifications", headers=bearer(market))).json()["items"][0]
+    r = await client.post(f"/api/v1/notifications/{n['id']}/redeliver", headers=bearer(b.leader))
+    assert r.status_code == 200
+    assert await scalar(connection, "SELECT count(*) FROM webhook_delivery WHERE status = 'pending'") == 0
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as http:
+        assert (await delivery.run_once(sessionmaker, get_settings(), http))["delivered"] == 0
