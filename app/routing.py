@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import asyncpg
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -34,6 +35,9 @@ def db_error_to_problem(exc: DBAPIError) -> AppError:
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None),
                                                                 "sqlstate", None)
     cls, code, detail = _PG_CODES.get(str(sqlstate), (None, None, None))
+    if cls is None and isinstance(getattr(exc.orig, "__cause__", None), asyncpg.exceptions.DataError):
+        # the driver refused to encode a value (a date beyond what the database stores, ...)
+        cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
     if cls is None and str(sqlstate).startswith("22"):  # data exceptions: NUL bytes, out of range, bad encoding
         cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
     if cls is None and getattr(exc, "connection_invalidated", False):

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
 import app.models  # noqa: F401,E402 - every table on the metadata
 from app.db import (
@@ -116,3 +117,37 @@ async def test_migrated_schema_matches_the_models(scratch_url: str):
         await engine.dispose()
     drift = [d for d in diff if not (isinstance(d, tuple) and d[0] == "remove_index")]
     assert drift == []
+
+
+async def test_a_database_sealed_before_the_head_anchor_keeps_sealing_after_the_upgrade(scratch_url: str):
+    """Rows sealed before revision 0005 made the head table: the upgrade anchors the head at the newest
+    sealed row, so the sealer continues the chain instead of failing on seq 1 for ever."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from app.services import audit
+
+    await asyncio.to_thread(upgrade, scratch_url, "0004")
+    conn = await asyncpg.connect(libpq(scratch_url))
+    try:
+        await conn.execute(
+            "INSERT INTO audit_event (occurred_at, actor_type, action, entity_type, entity_id, region_code, row_hash,"
+            " seq, chain_hash) VALUES (now(), 'system', 'user.bootstrap', 'user', 'x', '000000', $1, 1, $2)",
+            "a" * 64, "b" * 64)
+    finally:
+        await conn.close()
+    await asyncio.to_thread(upgrade, scratch_url)
+    engine = create_async_engine(scratch_url, poolclass=NullPool)
+    try:
+        async with AsyncSession(engine) as session:
+            head = (await session.execute(text("SELECT seq, chain_hash FROM audit_chain_head"))).one()
+            assert tuple(head) == (1, "b" * 64)
+            await session.execute(text(
+                "INSERT INTO audit_event (occurred_at, actor_type, action, entity_type, entity_id, region_code,"
+                " row_hash) VALUES (now(), 'system', 'demo.load', 'demo', 'x', '000000', :h)"), {"h": "c" * 64})
+            await session.commit()
+            assert await audit.seal(session) == 1
+            await session.commit()
+            assert (await session.execute(text("SELECT max(seq) FROM audit_event"))).scalar() == 2
+    finally:
+        await engine.dispose()

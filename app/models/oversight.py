@@ -75,6 +75,15 @@ class PlanCreate(Strict):
 
 
 class PlanUpdate(Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(k for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"fields cannot be null: {', '.join(nulls)} (leave a field out to keep it)")
+        return data
+
     status: Literal["active", "completed", "cancelled"] | None = None
     deadline: date | None = None
     responsible: Person | None = None

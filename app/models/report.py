@@ -4,12 +4,13 @@ summary at the campaign's end), edited, submitted to the bureau above, approved 
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
@@ -46,11 +47,16 @@ class Report(RegionOwned, SQLModel, table=True):
     updated_at: datetime = tz_field(default_factory=utcnow)
 
 
+ReportDay = Annotated[date, PField(ge=date(2000, 1, 1), le=date(2999, 12, 31),
+                                   description="the 10th, the 20th or the last day of a month (12-31: final)")]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 class ReportCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region_code: RegionCode | None = PField(default=None, description="default: your own bureau's region")
-    period_end: date = PField(description="the 10th, the 20th or the last day of a month (or 12-31 for the final)")
+    period_end: ReportDay
     kind: Literal["periodic", "final"] = "periodic"
 
 
@@ -58,6 +64,13 @@ class ReportUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     notes: str = PField(max_length=20000)
+
+    @field_validator("notes")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if _CONTROL.search(v):
+            raise ValueError("notes hold control characters")
+        return v
 
 
 class ReturnBody(BaseModel):

@@ -70,8 +70,10 @@ async def dashboard(
 ) -> Dashboard:
     """Every target of DOMAIN.md §4 for the region and each child region: `figure` = `numerator` /
     `denominator`, the `target` that applies there (the nearest bureau's own, else the national one)
-    and whether it is `met`. Computed live from counters kept in the writing transactions."""
-    return await campaign_service.dashboard(session, scope=scope, campaign_id=campaign_id, region=region)
+    and whether it is `met`. Computed live from counters kept in the writing transactions (and served
+    from a per-worker copy while those counters and the targets are unchanged)."""
+    raw = await campaign_service.dashboard_json(session, scope=scope, campaign_id=campaign_id, region=region)
+    return Response(raw, media_type="application/json")  # type: ignore[return-value]
 
 
 @router.get("/{campaign_id}/sweep-gaps", dependencies=[READ], response_model=Page[SweepGap],

@@ -74,7 +74,7 @@ async def update_recall(recall_id: uuid.UUID, body: RecallUpdate, if_match: IfMa
     return await _view(session, recall, response)
 
 
-@router.post("/{recall_id}/progress", response_model=RecallPublic,
+@router.post("/{recall_id}/progress", status_code=201, response_model=RecallPublic,
              responses=problem_responses(401, 403, 404, 409, 422))
 async def report_progress(recall_id: uuid.UUID, body: ProgressCreate, scope: ScopeDep, session: SessionDep,
                           response: Response) -> RecallPublic:

@@ -12,7 +12,15 @@ from app.concurrency import IfMatchDep, set_etag
 from app.deps import ScopeDep, SessionDep, require_scope
 from app.errors import problem_responses
 from app.models.common import RegionCode
-from app.models.report import BureauReporting, ReportCreate, ReportPublic, ReportStatus, ReportUpdate, ReturnBody
+from app.models.report import (
+    BureauReporting,
+    ReportCreate,
+    ReportDay,
+    ReportPublic,
+    ReportStatus,
+    ReportUpdate,
+    ReturnBody,
+)
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
 from app.routing import autocommit_reads
@@ -55,7 +63,8 @@ async def list_reports(
 @router.get("/oversight", dependencies=[READ], response_model=list[BureauReporting],
             responses=problem_responses(401, 403, 422))
 @autocommit_reads
-async def oversight(scope: ScopeDep, session: SessionDep, period_end: date,
+async def oversight(scope: ScopeDep, session: SessionDep,
+                    period_end: Annotated[ReportDay, Query()],
                     kind: Literal["periodic", "final"] = "periodic") -> list[BureauReporting]:
     """The bureaus directly below yours for one period: their report's status (`missing` when none),
     whether it is late, and each bureau's on-time rate over the periods already due."""

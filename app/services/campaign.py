@@ -7,6 +7,7 @@ read: an inspection, a case closed or units recalled count as soon as they are c
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from datetime import date
 from typing import Any
 
@@ -182,9 +183,48 @@ def _child_expr(region: str) -> str:
     return "region_code"
 
 
+# Dashboards already computed, per worker, keyed by campaign and region and valid while the counters
+# and targets are unchanged. The version is (rows, newest id) of the campaign's deltas and a digest of
+# its targets' content: every committed write adds delta rows (the count grows, even when a slower
+# transaction commits a smaller id later), folding or rebuilding replaces rows with newer ids, and any
+# target change changes the digest, so a cached dashboard is never stale.
+_CACHE: OrderedDict[tuple[uuid.UUID, str], tuple[tuple[Any, ...], Dashboard, bytes]] = OrderedDict()
+_CACHE_SIZE = 512
+_VERSION = text("""
+SELECT (SELECT count(*) FROM campaign_delta WHERE campaign_id = :c),
+       (SELECT max(id) FROM campaign_delta WHERE campaign_id = :c),
+       (SELECT md5(coalesce(string_agg(region_code || ':' || key || ':' || target::text, ','
+                                        ORDER BY region_code, key), ''))
+          FROM campaign_target WHERE campaign_id = :c)""")
+
+
 async def dashboard(session: AsyncSession, *, scope: Scope, campaign_id: uuid.UUID, region: str | None) -> Dashboard:
+    return (await _dashboard(session, scope=scope, campaign_id=campaign_id, region=region))[0]
+
+
+async def dashboard_json(session: AsyncSession, *, scope: Scope, campaign_id: uuid.UUID, region: str | None) -> bytes:
+    """The dashboard as JSON, serialised once per version."""
+    return (await _dashboard(session, scope=scope, campaign_id=campaign_id, region=region))[1]
+
+
+async def _dashboard(session: AsyncSession, *, scope: Scope, campaign_id: uuid.UUID,
+                     region: str | None) -> tuple[Dashboard, bytes]:
     region = region or scope.region_code
     scope.require_region(region)
+    version = tuple((await session.execute(_VERSION, {"c": campaign_id})).one())
+    hit = _CACHE.get((campaign_id, region))
+    if hit is not None and hit[0] == version:
+        _CACHE.move_to_end((campaign_id, region))
+        return hit[1], hit[2]
+    board = await _compute_dashboard(session, campaign_id=campaign_id, region=region)
+    raw = board.model_dump_json().encode()
+    _CACHE[(campaign_id, region)] = (version, board, raw)
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return board, raw
+
+
+async def _compute_dashboard(session: AsyncSession, *, campaign_id: uuid.UUID, region: str) -> Dashboard:
     c = await get(session, campaign_id)
     sums = ", ".join(f"sum({x}) AS {x}" for x in COUNTERS)
     rows = (await session.execute(text(  # built from constants only; the values are bound

@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from app.concurrency import check_version
 from app.errors import Conflict, InvalidTransition, NotPermitted, Unprocessable
-from app.models.common import Level, Role, level_of, utcnow
+from app.models.common import Level, Role, level_of, prefix_of, utcnow
 from app.models.focus import KeyRegion
 from app.models.oversight import (
     Acceptance,
@@ -29,6 +29,7 @@ from app.models.oversight import (
     SupervisionCreate,
     SupervisionPublic,
 )
+from app.models.reference import Region
 from app.scope import Scope, get_visible
 from app.services import audit
 from app.services import campaign as campaign_service
@@ -85,9 +86,13 @@ async def create_plan(session: AsyncSession, *, scope: Scope, data: PlanCreate) 
     designated = (await session.execute(select(KeyRegion.id).where(KeyRegion.region_code == data.region_code))).first()
     if not designated:
         raise Unprocessable(f"{data.region_code} is not a designated key region", code="not_a_key_region")
-    outside = sorted(b for b in data.bureaus if not b.startswith(data.region_code.rstrip("0")))
+    outside = sorted(b for b in data.bureaus if not b.startswith(prefix_of(data.region_code)))
     if outside:
         raise Unprocessable(f"bureaus outside the region: {', '.join(outside)}", code="bureau_outside_region")
+    known = set((await session.execute(select(Region.code).where(col(Region.code).in_(data.bureaus)))).scalars())
+    unknown = sorted(set(data.bureaus) - known)
+    if unknown:
+        raise Unprocessable(f"bureaus that are not GB/T 2260 codes: {', '.join(unknown)}", code="unknown_region")
     p = RectificationPlan(region_code=data.region_code, campaign_id=await _campaign_id(session, data.campaign_id),
                           title=data.title, lead_government=data.lead_government,
                           responsible=data.responsible.model_dump(),

@@ -189,6 +189,8 @@ async def update_recall(session: AsyncSession, *, scope: Scope, recall_id: uuid.
         if problem:
             raise Unprocessable(f"{problem}: the distribution cannot say fewer were sold", code="below_units_recalled")
     before = _snapshot(r)
+    if "status" in changes:
+        changes["status"] = RecallStatus(changes["status"])
     for k, v in changes.items():
         setattr(r, k, v)
     _settle(r)
@@ -214,15 +216,28 @@ def _over_caps(caps: dict[tuple[str, str | None], int], got: dict[tuple[str | No
     """The first region (or region and batch) where more was recalled than the distribution says was
     sold; None when every figure fits. Progress without a region counts only toward the total."""
     by_region: dict[str, int] = defaultdict(int)
-    for (region, _batch), n in got.items():
+    by_batch: dict[str, int] = defaultdict(int)
+    for (region, batch), n in got.items():
         if region is not None:
             by_region[region] += n
+        if batch is not None:
+            by_batch[batch] += n
     for region, n in sorted(by_region.items()):
         if n > caps.get((region, None), 0):
             return f"{n} units recalled in {region} exceed the {caps.get((region, None), 0)} sold there"
+    batch_caps: dict[str, int] = defaultdict(int)
+    batched_regions = set()
+    for (region, batch), n in caps.items():
+        if batch is not None:
+            batch_caps[batch] += n
+            batched_regions.add(region)
+    for batch, n in sorted(by_batch.items()):
+        if batch_caps and n > batch_caps.get(batch, 0):
+            return f"{n} units of batch {batch} recalled exceed the {batch_caps.get(batch, 0)} sold"
     for (region, batch), n in sorted(got.items(), key=str):
-        if region is not None and batch is not None and (region, batch) in caps and n > caps[(region, batch)]:
-            return f"{n} units of batch {batch} recalled in {region} exceed the {caps[(region, batch)]} sold there"
+        if region in batched_regions and batch is not None and n > caps.get((region, batch), 0):
+            return (f"{n} units of batch {batch} recalled in {region} exceed the {caps.get((region, batch), 0)} "
+                    "sold there")
     return None
 
 
@@ -237,6 +252,8 @@ def _settle(r: Recall) -> None:
         r.status, r.completed_at = RecallStatus.open, None
     if r.status is RecallStatus.open and r.deadline < license_service.today():
         r.status = RecallStatus.overdue
+    elif r.status is RecallStatus.overdue and r.deadline >= license_service.today():  # the deadline was extended
+        r.status = RecallStatus.open
 
 
 async def add_progress(session: AsyncSession, *, scope: Scope, recall_id: uuid.UUID,
@@ -256,8 +273,8 @@ async def add_progress(session: AsyncSession, *, scope: Scope, recall_id: uuid.U
         raise Unprocessable(f"{total} units recalled would exceed the {r.units_sold} sold "
                             f"({r.units_sold - r.units_recalled} still out)", code="exceeds_units_sold")
     caps = _caps(r.distribution)
-    if caps and data.region_code is not None:
-        if (data.region_code, None) not in caps:
+    if caps and (data.region_code is not None or data.batch is not None):
+        if data.region_code is not None and (data.region_code, None) not in caps:
             raise Unprocessable(f"the distribution sold nothing in {data.region_code}",
                                 code="region_not_in_distribution")
         got = dict((await recalled_by(session, [r.id]))[r.id])

@@ -14,6 +14,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -50,14 +51,17 @@ FIGURES: tuple[tuple[str, str], ...] = (
 LABELS = dict(FIGURES)
 
 _PERIOD_SQL = text("""
-WITH p AS (SELECT CAST(:start AS timestamptz) AS lo, CAST(:end AS timestamptz) AS hi, CAST(:pattern AS text) AS pat)
+WITH p AS (SELECT CAST(:start AS timestamptz) AS lo, CAST(:end AS timestamptz) AS hi, CAST(:pattern AS text) AS pat),
+-- one pass over the period's inspections; an archive is built by an enterprise's first inspection ever
+i AS (SELECT count(*) AS inspections, count(DISTINCT i.enterprise_id) AS producers_inspected,
+             count(DISTINCT i.enterprise_id) FILTER (WHERE NOT EXISTS (
+               SELECT 1 FROM inspection j WHERE j.enterprise_id = i.enterprise_id AND j.inspected_at < p.lo))
+               AS archives_built
+      FROM inspection i, p WHERE i.region_code LIKE p.pat AND i.inspected_at >= p.lo AND i.inspected_at < p.hi)
 SELECT
- (SELECT count(DISTINCT enterprise_id) FROM inspection, p WHERE region_code LIKE pat AND inspected_at >= lo
-    AND inspected_at < hi) AS producers_inspected,
- (SELECT count(*) FROM inspection, p WHERE region_code LIKE pat AND inspected_at >= lo AND inspected_at < hi)
-    AS inspections,
- (SELECT count(*) FROM (SELECT enterprise_id FROM inspection, p WHERE region_code LIKE pat GROUP BY enterprise_id
-    HAVING min(inspected_at) >= min(lo) AND min(inspected_at) < min(hi)) f) AS archives_built,
+ (SELECT producers_inspected FROM i) AS producers_inspected,
+ (SELECT inspections FROM i) AS inspections,
+ (SELECT archives_built FROM i) AS archives_built,
  (SELECT count(*) FROM penalty_case, p WHERE region_code LIKE pat AND kind = 'unlicensed_production'
     AND created_at >= lo AND created_at < hi) AS unlicensed_found,
  (SELECT count(*) FROM case_event e JOIN penalty_case c ON c.id = e.case_id, p WHERE e.region_code LIKE pat
@@ -167,8 +171,12 @@ async def create(session: AsyncSession, *, scope: Scope, data: ReportCreate) -> 
     r = Report(region_code=region, kind=data.kind, period_start=start, period_end=data.period_end,
                figures=await compute(session, scope, region, start, data.period_end), due_at=due_at(data.period_end),
                created_by=scope.principal_id)
-    session.add(r)
-    await session.flush()
+    try:
+        async with session.begin_nested():  # a concurrent draft of the same period wins; this one is told so
+            session.add(r)
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("a report exists for this bureau and period", code="report_exists") from exc
     await audit.record(session, action="report.create", entity_type="report", entity_id=str(r.id),
                        region_code=r.region_code, after=to_public(r).model_dump(mode="json"))
     return r
@@ -226,8 +234,8 @@ async def act(session: AsyncSession, *, scope: Scope, report_id: uuid.UUID, acti
             raise InvalidTransition(f"a {r.status.value} report cannot be {action}ed")
         if action == "approve":
             r.status, r.approved_at = ReportStatus.approved, now
-        else:
-            r.status, r.returned_comment = ReportStatus.draft, comment
+        else:  # back to the bureau: it is on time again only if resubmitted in time
+            r.status, r.returned_comment, r.submitted_at = ReportStatus.draft, comment, None
     return await _change(session, r, action, before)
 
 
@@ -257,7 +265,8 @@ async def oversight(session: AsyncSession, *, scope: Scope, period_end: date, ki
     out = []
     for code, name in children:
         mine = by.get((code, period_end))
-        on_time = sum(1 for p in periods if (x := by.get((code, p))) is not None and x.submitted_at is not None
+        on_time = sum(1 for p in periods if (x := by.get((code, p))) is not None
+                      and x.status is not ReportStatus.draft and x.submitted_at is not None
                       and x.submitted_at <= x.due_at)
         out.append(BureauReporting(
             region_code=code, name=name, report_id=mine.id if mine else None,
@@ -280,7 +289,14 @@ def export_rows(r: Report) -> tuple[list[str], list[list[Any]]]:
         rows.append([f"目标：{t['name']}", f"{figure}（{t['numerator']}/{t['denominator']}，目标 {t['target']:.0%}）"])
     if r.notes:
         rows.append(["说明", r.notes])
-    return header, rows
+    return header, [[_cell(v) for v in row] for row in rows]
+
+
+def _cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula is written as text (a leading apostrophe)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return "'" + value
+    return value
 
 
 def to_xlsx(r: Report) -> bytes:

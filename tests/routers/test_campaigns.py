@@ -79,7 +79,7 @@ async def world(client: httpx.AsyncClient, admin_token: str) -> dict[str, Any]:
     w["recall"] = r.json()
     r = await client.post(f"/api/v1/recalls/{w['recall']['id']}/progress", headers=bearer(w["xh"]),
                           json={"units_recalled": 40, "as_of": date.today().isoformat()})
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     return w
 
 
@@ -157,6 +157,10 @@ async def test_a_province_sets_its_own_targets_and_the_regions_below_inherit_the
     city = await board(client, prov, c, HANGZHOU)
     t = {x["key"]: x for x in city["targets"]}["spot_check_pass_rate"]
     assert (t["target"], t["target_set_by"], t["met"]) == (0.6, ZHEJIANG, True)
+    r = await client.post(f"{URL}/{c['id']}/targets", headers=bearer(prov),
+                          json={"region_code": ZHEJIANG, "targets": {"spot_check_pass_rate": 0.7}})
+    t = {x["key"]: x for x in (await board(client, prov, c, HANGZHOU))["targets"]}["spot_check_pass_rate"]
+    assert (t["target"], t["met"]) == (0.7, False)  # a changed target shows at once (no stale copy)
     jiangsu = {x["key"]: x for x in (await board(client, admin_token, c, "320000"))["targets"]}
     assert jiangsu["spot_check_pass_rate"]["target"] == 0.9
     for token, region, status in ((world["xh_leader"], XIHU, 403), (prov, "320000", 403)):

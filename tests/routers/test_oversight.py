@@ -78,6 +78,7 @@ async def test_a_plan_tracks_its_targets_live_from_the_dashboard(client, admin_t
     ({"region_code": "330110"}, 422, "not_a_key_region"),
     ({"region_code": "320102"}, 403, "not_in_jurisdiction"),
     ({"bureaus": ["330102"]}, 422, "bureau_outside_region"),
+    ({"responsible": None}, 422, "validation_error"),
     ({"targets": []}, 422, "validation_error"),
     ({"targets": [{"key": "sweep_coverage", "target": 2, "deadline": "2026-12-01"}]}, 422, "validation_error"),
     ({"deadline": (TODAY - timedelta(days=1)).isoformat()}, 422, "validation_error"),
@@ -154,3 +155,16 @@ async def test_a_province_accepts_each_city_once_with_the_figures_of_the_day(cli
     listed = (await client.get("/api/v1/acceptances", headers=bearer(people["city"]))).json()["items"]
     assert [a["id"] for a in listed] == [acc["id"]]
     assert await scalar(connection, "SELECT count(*) FROM audit_event WHERE entity_type = 'acceptance'") == 1
+
+
+async def test_a_plan_update_refuses_nulls_and_bureaus_must_exist(client, people):
+    await designate(client, people["prov"], HANGZHOU)
+    r = await client.post("/api/v1/rectification-plans", headers=bearer(people["prov"]),
+                          json=plan_body(region_code=HANGZHOU, bureaus=["330199"]))
+    assert_problem(r, 422, "unknown_region")
+    r = await client.post("/api/v1/rectification-plans", headers=bearer(people["prov"]),
+                          json=plan_body(region_code=HANGZHOU, bureaus=[HANGZHOU, XIHU]))
+    assert r.status_code == 201, r.text
+    r = await client.patch(f"/api/v1/rectification-plans/{r.json()['id']}", json={"responsible": None},
+                           headers={**bearer(people["prov"]), "If-Match": '"1"'})
+    assert_problem(r, 422, "validation_error")

@@ -57,7 +57,7 @@ async def test_a_recall_links_the_spot_check_and_the_case_and_tracks_recovery_pe
     assert recall["status"] == "open" and recall["units_recalled"] == 0 and recall["recovery_rate"] == 0
     assert recall["case_id"] == case["id"] and recall["region_code"] == XIHU
     r = await progress(client, b.inspector, recall, 300, region_code=HANGZHOU_SALES, batch="B1", note="经销商退回")
-    assert r.status_code == 200, r.text
+    assert r.status_code == 201, r.text
     r = await progress(client, b.inspector, recall, 100, region_code=NINGBO_SALES, batch="B2")
     got = r.json()
     assert got["units_recalled"] == 400 and got["recovery_rate"] == 0.4 and got["status"] == "open"
@@ -95,7 +95,7 @@ async def test_progress_beyond_what_was_sold_is_422_and_changes_nothing(client, 
 
 async def test_the_total_caps_across_reports(client, b):
     recall = await create(client, b.officer, recall_body(b.enterprise, distribution=[]))
-    assert (await progress(client, b.inspector, recall, 999)).status_code == 200
+    assert (await progress(client, b.inspector, recall, 999)).status_code == 201
     assert_problem(await progress(client, b.inspector, recall, 2), 422, "exceeds_units_sold")
     r = await progress(client, b.inspector, recall, 1)
     assert r.json()["status"] == "completed" and r.json()["completed_at"] and r.json()["recovery_rate"] == 1.0
@@ -176,7 +176,7 @@ async def test_another_county_cannot_see_or_report_and_leaders_do_not_write(clie
     r = await client.post(URL, headers=bearer(b.officer), json=recall_body(b.enterprise, case_id=other_case["id"]))
     assert_problem(r, 422, "case_of_other_enterprise")
     city = await user_token(client, admin_token, username="hz.insp", region_code="330100", roles=["inspector"])
-    assert (await progress(client, city, recall, 5)).status_code == 200  # the city bureau reports for its county
+    assert (await progress(client, city, recall, 5)).status_code == 201  # the city bureau reports for its county
 
 
 async def test_the_public_sees_recalls_without_personal_data_and_the_archive_lists_them(client, b):
@@ -191,3 +191,40 @@ async def test_the_public_sees_recalls_without_personal_data_and_the_archive_lis
     assert not {"legal_representative", "created_by", "enterprise_id", "case_id", "distribution"} & set(item)
     archive = (await client.get(f"/api/v1/enterprises/{b.enterprise['id']}/archive", headers=bearer(b.officer))).json()
     assert [(x["id"], x["units_recalled"]) for x in archive["recalls"]] == [(recall["id"], 250)]
+
+
+# --- review mends -------------------------------------------------------------------------------
+
+async def test_a_cancelled_recall_stays_cancelled_even_when_the_figures_say_complete(client, b):
+    recall = await create(client, b.officer, recall_body(b.enterprise, distribution=[]))
+    await progress(client, b.inspector, recall, 300)
+    r = await client.patch(f"{URL}/{recall['id']}", headers={**bearer(b.officer), "If-Match": '"2"'},
+                           json={"status": "cancelled", "cancel_reason": "误报", "units_sold": 300})
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+async def test_extending_the_deadline_of_an_overdue_recall_reopens_it(client, b, connection):
+    recall = await create(client, b.officer, recall_body(b.enterprise))
+    await connection.execute(text("UPDATE recall SET deadline = current_date - 1, status = 'overdue' WHERE id = :id"),
+                             {"id": recall["id"]})
+    later = (date.today() + timedelta(days=60)).isoformat()
+    r = await client.patch(f"{URL}/{recall['id']}", headers={**bearer(b.officer), "If-Match": '"1"'},
+                           json={"deadline": later})
+    assert r.status_code == 200 and r.json()["status"] == "open"
+
+
+async def test_a_batch_cannot_recover_more_than_it_sold_even_without_a_region(client, b):
+    recall = await create(client, b.officer, recall_body(b.enterprise))  # B1: 600 sold, B2: 400 sold
+    assert_problem(await progress(client, b.inspector, recall, 401, batch="B2"), 422, "exceeds_units_sold_in_region")
+    assert_problem(await progress(client, b.inspector, recall, 1, region_code=NINGBO_SALES, batch="B1"), 422,
+                   "exceeds_units_sold_in_region")  # Ningbo bought no B1
+    assert (await progress(client, b.inspector, recall, 400, batch="B2")).status_code == 201
+
+
+async def test_a_progress_report_sent_twice_with_its_key_counts_once(client, b):
+    recall = await create(client, b.officer, recall_body(b.enterprise, distribution=[]))
+    for _ in range(2):
+        r = await client.post(f"{URL}/{recall['id']}/progress", json={"units_recalled": 10,
+                                                                       "as_of": date.today().isoformat()},
+                              headers={**bearer(b.inspector), "Idempotency-Key": "phone-42-report-7"})
+        assert r.status_code == 201 and r.json()["units_recalled"] == 10

@@ -178,3 +178,37 @@ async def test_one_report_per_bureau_and_period_and_only_for_your_own_bureau(cli
     assert_problem(await create_report(client, bureau["city_officer"], end, region_code=XIHU), 403, "not_your_bureau")
     assert_problem(await create_report(client, bureau["leader"], date(end.year, 12, 30), kind="final"), 422,
                    "invalid_period_end")
+
+
+# --- review mends -------------------------------------------------------------------------------
+
+async def test_dates_beyond_reason_are_422_not_500(client, bureau):
+    assert_problem(await client.post(URL, headers=bearer(bureau["officer"]), json={"period_end": "0001-01-10"}), 422)
+    assert_problem(await client.get(f"{URL}/oversight", params={"period_end": "9999-12-31"},
+                                    headers=bearer(bureau["prov_leader"])), 422)
+
+
+async def test_notes_with_control_characters_are_refused_and_formulas_export_as_text(client, bureau):
+    end = period_end_of(datetime.now(CHINA_TZ).date())
+    rep = (await create_report(client, bureau["officer"], end)).json()
+    assert_problem(await client.patch(f"{URL}/{rep['id']}", headers=if_match(bureau["officer"], 1),
+                                      json={"notes": "a\u0007b"}), 422)
+    r = await client.patch(f"{URL}/{rep['id']}", headers=if_match(bureau["officer"], 1),
+                           json={"notes": "=HYPERLINK(\"http://x\")"})
+    assert r.status_code == 200
+    r = await client.get(f"{URL}/{rep['id']}/export", params={"format": "xlsx"}, headers=bearer(bureau["officer"]))
+    ws = load_workbook(io.BytesIO(r.content)).active
+    cells = {row[0].value: row[1] for row in ws.iter_rows(min_row=2)}
+    assert cells["说明"].value == "'=HYPERLINK(\"http://x\")" and cells["说明"].data_type == "s"
+
+
+async def test_a_returned_report_is_no_longer_counted_as_submitted(client, bureau):
+    past = previous_period_end(period_end_of(datetime.now(CHINA_TZ).date()))
+    rep = (await create_report(client, bureau["city_officer"], past)).json()
+    await client.post(f"{URL}/{rep['id']}/actions/submit", headers=if_match(bureau["city_officer"], 1))
+    r = await client.post(f"{URL}/{rep['id']}/actions/return", headers=if_match(bureau["prov_leader"], 2),
+                          json={"comment": "补充"})
+    assert r.json()["submitted_at"] is None and r.json()["late"] is True
+    rows = {x["region_code"]: x for x in (await client.get(f"{URL}/oversight", params={"period_end": past.isoformat()},
+                                                           headers=bearer(bureau["prov_leader"]))).json()}
+    assert rows[HANGZHOU]["status"] == "draft" and rows[HANGZHOU]["on_time_rate"] == 0.0
