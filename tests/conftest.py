@@ -92,12 +92,26 @@ def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession
     return async_sessionmaker(bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint")
 
 
+@pytest.fixture(scope="session")
+def shared_app() -> Any:
+    """One app for the whole run: FastAPI analyses every route's dependencies on an app's first request
+    (over half a second with this many routes), so building an app per test would pay that each time."""
+    return create_app(get_settings())
+
+
 @pytest.fixture
-async def app(sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+async def app(sessionmaker: async_sessionmaker[AsyncSession], shared_app: Any) -> AsyncIterator[Any]:
+    """The shared app on this test's rolled-back connection; overrides a test sets are cleared after it."""
     async with sessionmaker() as session:
         await user_service.ensure_bootstrap_admin(session, get_settings())
         await session.commit()
-    return create_app(get_settings(), sessionmaker=sessionmaker)
+    shared_app.state.sessionmaker = sessionmaker
+    shared_app.state.read_sessionmaker = sessionmaker
+    try:
+        yield shared_app
+    finally:
+        shared_app.dependency_overrides.clear()
+        shared_app.state.sessionmaker = shared_app.state.read_sessionmaker = None
 
 
 @pytest.fixture
