@@ -46,6 +46,23 @@ def has_scope(scope: Scope, needed: str) -> Decision:
     return f"this client lacks the scope {needed}"
 
 
+# Who did what inside a bureau (staff usernames) is the bureaus' own business: machine clients get the
+# bureau codes and the facts, not the names (see redact_people).
+STAFF_NAME_KEYS = frozenset({"proposed_by", "by", "actor", "created_by", "set_by", "receipt_by", "asked_by",
+                             "answered_by", "actor_id"})
+
+
+def redact_people(value: object, scope: Scope) -> object:
+    """``value`` with staff names removed, for a machine client; unchanged for people."""
+    if scope.principal_type == "user":
+        return value
+    if isinstance(value, dict):
+        return {k: redact_people(v, scope) for k, v in value.items() if k not in STAFF_NAME_KEYS}
+    if isinstance(value, list):
+        return [redact_people(v, scope) for v in value]
+    return value
+
+
 def can_keep_archives(scope: Scope) -> Decision:
     """Inspectors, officers and admins of a bureau keep its archives (enterprises, licences, manual
     key flags); leaders and machine clients read them."""

@@ -165,6 +165,9 @@ class Notification(RegionOwned, SQLModel, table=True):
     region_code: str = Field(max_length=6)
     recipient: Recipient = Field(sa_type=enum_column_type(Recipient))
     recipient_name: str | None = Field(default=None, max_length=200)
+    recipient_account: uuid.UUID | None = Field(default=None, foreign_key="service_account.id",
+                                                description="the one agency system addressed (else every "
+                                                            "client of that kind of agency in the region)")
     subject: str = Field(max_length=200)
     content: str
     automatic: bool = False
@@ -264,6 +267,9 @@ class ExecutionBody(Strict):
 class NotifyBody(Strict):
     recipients: list[Recipient] = PField(min_length=1, max_length=6)
     recipient_name: str | None = PField(default=None, max_length=200)
+    recipient_client_id: str | None = PField(default=None, max_length=64,
+                                             description="address one agency's system only (its service "
+                                                         "account's client_id; one recipient kind)")
     content: Text
 
 
@@ -353,6 +359,7 @@ class NotificationPublic(BaseModel):
     region_code: str
     recipient: Recipient
     recipient_name: str | None
+    recipient_account: uuid.UUID | None = None
     subject: str
     content: str
     automatic: bool

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, Query, Response
 
+from app import policy
 from app.concurrency import IfMatchDep, set_etag
 from app.deps import ScopeDep, SessionDep, SettingsDep, require_scope
 from app.errors import problem_responses
@@ -109,8 +110,11 @@ async def case_timeline(case_id: uuid.UUID, scope: ScopeDep, session: SessionDep
     first, with who (and from which bureau) and when."""
     await case_service.get(session, case_id=case_id)
     items, nxt = await paginate(session, case_service.timeline_query(case_id), page)
-    return Page[CaseEventPublic](items=[CaseEventPublic.model_validate(e, from_attributes=True) for e in items],
-                                 next_cursor=nxt)
+    events = [CaseEventPublic.model_validate(e, from_attributes=True) for e in items]
+    if scope.principal_type != "user":  # machine clients see which bureau acted, not who
+        events = [e.model_copy(update={"actor": e.actor_bureau,
+                                       "detail": policy.redact_people(e.detail, scope)}) for e in events]
+    return Page[CaseEventPublic](items=events, next_cursor=nxt)
 
 
 @router.get("/api/v1/inbox", response_model=list[InboxItem], responses=problem_responses(401))

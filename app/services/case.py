@@ -81,8 +81,13 @@ async def to_public_many(session: AsyncSession, scope: Scope, cases: list[Penalt
             measures[m.case_id].append(m)
     facts = await workflow.load_facts(session, ids)
     now = utcnow()
-    return [to_public(c, measures=measures[c.id], allowed=workflow.allowed(scope, c, facts[c.id]), now=now)
-            for c in cases]
+    views = [to_public(c, measures=measures[c.id], allowed=workflow.allowed(scope, c, facts[c.id]), now=now)
+             for c in cases]
+    if scope.principal_type != "user":  # machine clients: the decision and transfer without staff names
+        for v in views:
+            v.decision = policy.redact_people(v.decision, scope)  # type: ignore[assignment]
+            v.transfer = policy.redact_people(v.transfer, scope)  # type: ignore[assignment]
+    return views
 
 
 def _snapshot(c: PenaltyCase) -> dict[str, Any]:

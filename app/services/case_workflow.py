@@ -392,10 +392,10 @@ async def _decided(ctx: Ctx) -> None:
 
 
 def add_notification(ctx: Ctx, *, recipient: Recipient, subject: str, content: str, automatic: bool,
-                     recipient_name: str | None = None) -> Notification:
+                     recipient_name: str | None = None, recipient_account: uuid.UUID | None = None) -> Notification:
     n = Notification(case_id=ctx.case.id, region_code=ctx.case.region_code, recipient=recipient,
-                     recipient_name=recipient_name, subject=subject, content=content, automatic=automatic,
-                     created_by=ctx.scope.principal_id, created_at=ctx.now)
+                     recipient_name=recipient_name, recipient_account=recipient_account, subject=subject,
+                     content=content, automatic=automatic, created_by=ctx.scope.principal_id, created_at=ctx.now)
     ctx.session.add(n)
     ctx.notifications.append(n)
     return n
@@ -431,10 +431,14 @@ async def _execute(ctx: Ctx) -> None:
 
 async def _notify(ctx: Ctx) -> None:
     b: NotifyBody = ctx.body
+    account = None
+    if b.recipient_client_id is not None:
+        account = await notification_service.addressed_account(ctx.session, client_id=b.recipient_client_id,
+                                                               recipients=b.recipients, region=ctx.case.region_code)
     ids = []
     for r in dict.fromkeys(b.recipients):
         n = add_notification(ctx, recipient=r, subject="案件通报", content=b.content, automatic=False,
-                             recipient_name=b.recipient_name)
+                             recipient_name=b.recipient_name, recipient_account=account)
         ids.append(str(n.id))
     ctx.detail.update(recipients=[r.value for r in dict.fromkeys(b.recipients)], notifications=ids)
 

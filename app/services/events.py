@@ -12,7 +12,7 @@ import base64
 import binascii
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -58,10 +58,14 @@ async def feed(session: AsyncSession, *, scope: Scope, cursor: str | None, limit
     if scope.principal_type == "service":  # the kinds its scopes name, and the 通报 of its own agency only
         stmt = stmt.where(col(AuditEvent.entity_type).in_([t for t, s in FEED_SCOPES.items() if s in scope.scopes]))
         stmt = stmt.where(or_(col(AuditEvent.entity_type) != "notification",
-                              AuditEvent.after["recipient"].astext == (scope.agency or "")))  # type: ignore[index]
+                              and_(AuditEvent.after["recipient"].astext == (scope.agency or ""),  # type: ignore[index]
+                                   or_(AuditEvent.after["recipient_account"].astext.is_(None),  # type: ignore[index]
+                                       AuditEvent.after["recipient_account"].astext  # type: ignore[index]
+                                       == str(scope.principal_id)))))
     rows = (await session.execute(stmt.order_by(col(AuditEvent.seq)).limit(limit))).scalars().all()
     items = [FeedEvent(id=e.id, seq=e.seq, type=e.action, entity_type=e.entity_type, entity_id=e.entity_id,
-                       region_code=e.region_code, occurred_at=e.occurred_at, data=_data(e))
+                       region_code=e.region_code, occurred_at=e.occurred_at,
+                       data=policy.redact_people(_data(e), scope))  # type: ignore[arg-type]
              for e in rows if e.id is not None and e.seq is not None]
     return items, encode_cursor(items[-1].seq if items else after)
 

@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import Select, false, text
+from sqlalchemy import Select, and_, false, or_, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -23,14 +23,31 @@ from app import policy
 from app.config import Settings
 from app.errors import Conflict, NotFound, NotPermitted, Unprocessable
 from app.models.case import CaseEvent, Notification, NotificationPublic, PenaltyCase, Recipient
-from app.models.common import Role, utcnow
+from app.models.common import Role, prefix_of, utcnow
 from app.models.integration import ReceiptBody, WebhookSubscription
+from app.models.user import ServiceAccount
 from app.scope import Scope, get_visible
 from app.services import audit
 
 
 def to_public(n: Notification) -> NotificationPublic:
     return NotificationPublic.model_validate(n, from_attributes=True)
+
+
+async def addressed_account(session: AsyncSession, *, client_id: str, recipients: list[Recipient],
+                            region: str) -> uuid.UUID:
+    """The service account a notice is addressed to: active, of the one agency kind named, and covering
+    the case's region (422 otherwise; nothing about other accounts is revealed)."""
+    if len(set(recipients)) != 1:
+        raise Unprocessable("a notice addressed to one agency's system names one kind of recipient",
+                            code="one_recipient_kind")
+    sa = (await session.execute(select(ServiceAccount).where(ServiceAccount.client_id == client_id)
+                                .execution_options(unscoped=True))).scalar_one_or_none()
+    if sa is None or not sa.active or sa.agency is None or sa.agency.value != recipients[0].value \
+            or not region.startswith(prefix_of(sa.region_code)):
+        raise Unprocessable(f"no active {recipients[0].value} client {client_id} serves region {region}",
+                            code="unknown_recipient_client")
+    return sa.id
 
 
 def to_public_row(row: Any) -> dict[str, Any]:
@@ -68,6 +85,7 @@ async def publish(session: AsyncSession, notifications: list[Notification]) -> N
         SELECT gen_random_uuid(), n.id, w.id, n.region_code, 'pending', 0, now(), now()
         FROM notification n
         JOIN service_account s ON s.agency = n.recipient AND s.active AND 'notifications:read' = ANY(s.scopes)
+             AND (n.recipient_account IS NULL OR n.recipient_account = s.id)
         JOIN webhook_subscription w ON w.service_account_id = s.id AND w.active
         WHERE n.id = ANY(:ids) AND n.region_code LIKE (CASE WHEN w.region_code = '000000' THEN ''
               WHEN w.region_code LIKE '__0000' THEN substr(w.region_code, 1, 2)
@@ -81,7 +99,11 @@ def _reader(scope: Scope) -> Any:
     if scope.principal_type == "user":
         return None
     policy.require(policy.has_scope(scope, "notifications:read"), code="scope_missing")
-    return col(Notification.recipient) == scope.agency if scope.agency else false()
+    if not scope.agency:
+        return false()
+    return and_(col(Notification.recipient) == scope.agency,
+                or_(col(Notification.recipient_account).is_(None),
+                    col(Notification.recipient_account) == scope.principal_id))
 
 
 def list_query(scope: Scope, *, case_id: uuid.UUID | None, recipient: Recipient | None,
@@ -103,7 +125,8 @@ async def get(session: AsyncSession, *, scope: Scope, notification_id: uuid.UUID
               for_update: bool = False) -> Notification:
     n = await get_visible(session, Notification, notification_id, what="notification", for_update=for_update)
     mine = _reader(scope)
-    if mine is not None and (scope.agency is None or n.recipient.value != scope.agency):
+    if mine is not None and (scope.agency is None or n.recipient.value != scope.agency
+                             or n.recipient_account not in (None, scope.principal_id)):
         # another agency's notification: as invisible as one outside the region
         raise NotFound(f"notification {notification_id} not found", code="notification_not_found")
     return n

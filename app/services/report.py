@@ -48,7 +48,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("units_recalled", "召回产品数量"),
     ("key_regions", "重点地区数"),
 )
-LABELS = dict(FIGURES)
 
 _PERIOD_SQL = text("""
 WITH p AS (SELECT CAST(:start AS timestamptz) AS lo, CAST(:end AS timestamptz) AS hi, CAST(:pattern AS text) AS pat),

@@ -366,3 +366,53 @@ async def test_redeliver_does_not_revive_an_ended_subscription(client, b, market
     assert await scalar(connection, "SELECT count(*) FROM webhook_delivery WHERE status = 'pending'") == 0
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as http:
         assert (await delivery.run_once(sessionmaker, get_settings(), http))["delivered"] == 0
+
+
+async def test_a_notice_addressed_to_one_agency_system_reaches_only_that_system(client, admin_token, b, market,
+                                                                                 sessionmaker):
+    other, other_sa = await machine(client, admin_token, name="杭州市市场监管局", region=ZHEJIANG,
+                                    agency="market_regulator", scopes=["notifications:read"])
+    mine_sa = (await client.get("/api/v1/service-accounts", headers=bearer(admin_token))).json()["items"]
+    market_sa = next(s for s in mine_sa if s["name"] == "浙江省市场监管局")
+    case = await to_decided(client, b)
+    for bad, code in (({"recipient_client_id": "sa-nope"}, "unknown_recipient_client"),
+                      ({"recipient_client_id": market_sa["client_id"], "recipients": ["market_regulator", "bank"]},
+                       "one_recipient_kind"),
+                      ({"recipient_client_id": market_sa["client_id"], "recipients": ["bank"]},
+                       "unknown_recipient_client")):
+        body = {"recipients": ["market_regulator"], "content": "专送"} | bad
+        assert_problem(await act(client, b.officer, case, "notify", body), 422, code)
+    sub_market = await subscribe(client, market, "https://zj.example/h")
+    await subscribe(client, other, "https://hz.example/h")
+    case = await ok(client, b.officer, case, "notify", {"recipients": ["market_regulator"], "content": "专送浙江省局",
+                                                        "recipient_client_id": market_sa["client_id"]})
+    addressed = [n for n in (await client.get("/api/v1/notifications", headers=bearer(market))).json()["items"]
+                 if not n["automatic"]]
+    assert len(addressed) == 1 and addressed[0]["recipient_account"] == market_sa["id"]
+    theirs = [n for n in (await client.get("/api/v1/notifications", headers=bearer(other))).json()["items"]
+              if not n["automatic"]]
+    assert theirs == []
+    assert_problem(await client.get(f"/api/v1/notifications/{addressed[0]['id']}", headers=bearer(other)), 404)
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        await delivery.run_once(sessionmaker, get_settings(), http)
+    assert hosts == ["zj.example"] and sub_market["secret"] and other_sa["id"]
+
+
+async def test_machine_clients_see_bureaus_not_staff_names(client, b, market):
+    case = await to_decided(client, b)
+    seen = (await client.get(f"/api/v1/cases/{case['id']}", headers=bearer(market))).json()
+    assert "proposed_by" not in seen["decision"] and all("by" not in a for a in seen["decision"]["approvals"])
+    assert {a["bureau"] for a in seen["decision"]["approvals"]} == {XIHU}
+    staff = (await client.get(f"/api/v1/cases/{case['id']}", headers=bearer(b.officer))).json()
+    assert staff["decision"]["proposed_by"] == "xh.off"
+    timeline = (await client.get(f"/api/v1/cases/{case['id']}/timeline", headers=bearer(market))).json()["items"]
+    assert {e["actor"] for e in timeline} == {XIHU}
+    feed = (await client.get("/api/v1/events", params={"entity_type": "penalty_case"},
+                             headers=bearer(market))).json()["items"]
+    assert feed and all("proposed_by" not in (e["data"].get("decision") or {}) for e in feed)
