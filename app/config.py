@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     idempotency_ttl_days: int = 30
     webhook_key: str = Field(default=DEV_WEBHOOK_KEY, min_length=16,
                              description="derives each webhook subscription's HMAC secret; set in prod")
+    webhook_allowed_hosts: str = Field(default="", description="comma-separated host names (or domain suffixes "
+                                       "starting with a dot) webhooks may point at; empty: any host")
     run_delivery_worker: bool = Field(default=True, description="deliver webhooks from inside the service "
                                       "(false: run `python -m app.cli deliver` as its own process)")
     delivery_poll_seconds: float = 1.0

@@ -89,7 +89,7 @@ async def list_webhooks(scope: ScopeDep, session: SessionDep, page: PageDep) -> 
              openapi_extra={"x-replay-omits": ["secret"]})
 async def subscribe(body: WebhookCreate, scope: ScopeDep, session: SessionDep, settings: SettingsDep,
                     response: Response) -> WebhookCreated:
-    sub = await notification_service.subscribe(session, scope=scope, url=str(body.url))
+    sub = await notification_service.subscribe(session, scope=scope, url=str(body.url), settings=settings)
     response.headers["Location"] = f"/api/v1/webhooks/{sub.id}"
     return WebhookCreated(**WebhookPublic.model_validate(sub, from_attributes=True).model_dump(),
                           secret=notification_service.secret_for(settings, sub.id))

@@ -186,7 +186,15 @@ def subscriptions_query(scope: Scope) -> Select[Any]:
     return stmt.order_by(col(WebhookSubscription.created_at).desc(), col(WebhookSubscription.id).desc())
 
 
-async def subscribe(session: AsyncSession, *, scope: Scope, url: str) -> WebhookSubscription:
+def host_allowed(settings: Settings, host: str) -> bool:
+    """``APP_WEBHOOK_ALLOWED_HOSTS``: exact names, or ``.suffix`` for a whole domain; empty allows any."""
+    allowed = [h.strip().lower() for h in settings.webhook_allowed_hosts.split(",") if h.strip()]
+    host = host.lower().rstrip(".")
+    return not allowed or any(host == a or (a.startswith(".") and host.endswith(a)) for a in allowed)
+
+
+async def subscribe(session: AsyncSession, *, scope: Scope, url: str,
+                    settings: Settings | None = None) -> WebhookSubscription:
     if scope.principal_type != "service":
         raise NotPermitted("webhooks are subscribed by machine clients (service accounts)", code="machine_clients_only")
     policy.require(policy.has_scope(scope, "notifications:read"), code="scope_missing")
@@ -197,6 +205,9 @@ async def subscribe(session: AsyncSession, *, scope: Scope, url: str) -> Webhook
         httpx.Request("POST", url)
     except Exception as exc:  # noqa: BLE001 - the URL's fault, told to the caller
         raise Unprocessable(f"webhook url cannot be used: {exc}", code="invalid_webhook_url") from exc
+    if settings is not None and not host_allowed(settings, httpx.URL(url).host):
+        raise Unprocessable(f"webhooks may only point at the hosts allowed by APP_WEBHOOK_ALLOWED_HOSTS "
+                            f"({settings.webhook_allowed_hosts})", code="webhook_host_not_allowed")
     sub = WebhookSubscription(service_account_id=scope.principal_id, region_code=scope.region_code, url=url)
     session.add(sub)
     await session.flush()

@@ -416,3 +416,13 @@ async def test_machine_clients_see_bureaus_not_staff_names(client, b, market):
     feed = (await client.get("/api/v1/events", params={"entity_type": "penalty_case"},
                              headers=bearer(market))).json()["items"]
     assert feed and all("proposed_by" not in (e["data"].get("decision") or {}) for e in feed)
+
+
+async def test_webhooks_point_only_at_allowed_hosts_when_a_list_is_set(client, app, market):
+    app.dependency_overrides[settings_dep] = lambda: get_settings().model_copy(
+        update={"webhook_allowed_hosts": "gs.example.gov.cn, .saic.gov.cn"})
+    for url in ("http://127.0.0.1:5432/x", "https://evil.example/h", "https://gs.example.gov.cn.evil.example/h"):
+        assert_problem(await client.post("/api/v1/webhooks", headers=bearer(market), json={"url": url}), 422,
+                       "webhook_host_not_allowed")
+    for url in ("https://gs.example.gov.cn/h", "https://hook.zj.saic.gov.cn/h"):
+        assert (await client.post("/api/v1/webhooks", headers=bearer(market), json={"url": url})).status_code == 201
