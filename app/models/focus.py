@@ -70,6 +70,16 @@ class Indicator(SQLModel):
     denominator: int | None
 
 
+class PlanSummary(SQLModel):
+    id: uuid.UUID
+    title: str
+    status: str
+    deadline: date
+    targets_met: int
+    targets: int
+    behind_or_overdue: list[str] = Field(description="keys of targets behind their pace or past their deadline")
+
+
 class KeyRegionPublic(SQLModel):
     id: uuid.UUID
     region_code: str
@@ -80,6 +90,9 @@ class KeyRegionPublic(SQLModel):
     designated_by_user: uuid.UUID | None
     indicators: list[Indicator] = Field(description="the figures when it was designated")
     designated_at: datetime
+    plans: list[PlanSummary] = Field(default_factory=list, description="the region's rectification plans and "
+                                     "how many of their targets are met now")
+
 
 
 class RegionIndicators(SQLModel):

@@ -14,6 +14,7 @@ from app.models.focus import KeyRegionCreate, KeyRegionCriterion, KeyRegionOverv
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
 from app.services import key_region as key_region_service
+from app.services import oversight as oversight_service
 
 router = secured_router(prefix="/api/v1", tags=["focus lists"])
 
@@ -53,7 +54,11 @@ async def list_designations(
     region: Annotated[RegionCode | None, Query(description="inside this region (403 outside yours)")] = None,
     criterion: KeyRegionCriterion | None = None,
 ) -> Page[KeyRegionPublic]:
-    """Key-region designations inside your jurisdiction, newest first (the published lists)."""
+    """Key-region designations inside your jurisdiction, newest first (the published lists), each with
+    its region's rectification plans and how many of their targets are met now."""
     stmt = await key_region_service.designations_query(scope=scope, region=region, criterion=criterion)
     items, nxt = await paginate(session, stmt, page)
-    return Page[KeyRegionPublic](items=[key_region_service.to_public(k) for k in items], next_cursor=nxt)
+    views = [key_region_service.to_public(k) for k in items]
+    for v in views:  # each key region's progress against its plans, read live
+        v.plans = await oversight_service.plan_summaries(session, scope, v.region_code)
+    return Page[KeyRegionPublic](items=views, next_cursor=nxt)

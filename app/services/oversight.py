@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from app.concurrency import check_version
 from app.errors import Conflict, InvalidTransition, NotPermitted, Unprocessable
 from app.models.common import Level, Role, level_of, prefix_of, utcnow
-from app.models.focus import KeyRegion
+from app.models.focus import KeyRegion, PlanSummary
 from app.models.oversight import (
     Acceptance,
     AcceptanceCreate,
@@ -153,6 +153,20 @@ async def add_note(session: AsyncSession, *, scope: Scope, plan_id: uuid.UUID, d
     await audit.record(session, action="rectification_plan.progress", entity_type="rectification_plan",
                        entity_id=str(p.id), region_code=p.region_code, after=note)
     return p
+
+
+async def plan_summaries(session: AsyncSession, scope: Scope, region: str) -> list[PlanSummary]:
+    plans = (await session.execute(select(RectificationPlan).where(RectificationPlan.region_code == region)
+                                   .order_by(col(RectificationPlan.created_at).desc()))).scalars().all()
+    out = []
+    for p in plans:
+        view = await plan_public(session, scope, p)
+        out.append(PlanSummary(id=p.id, title=p.title, status=p.status, deadline=p.deadline,
+                               targets_met=sum(1 for t in view.progress if t.state == "met"),
+                               targets=len(view.progress),
+                               behind_or_overdue=[t.key.value for t in view.progress
+                                                  if t.state in ("behind", "overdue")]))
+    return out
 
 
 def plans_query(scope: Scope, region: str | None) -> Any:

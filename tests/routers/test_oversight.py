@@ -63,6 +63,10 @@ async def test_a_plan_tracks_its_targets_live_from_the_dashboard(client, admin_t
     plan = (await client.get(f"/api/v1/rectification-plans/{plan['id']}", headers=bearer(people["county"]))).json()
     states = {p["key"]: (p["numerator"], p["denominator"], p["state"]) for p in plan["progress"]}
     assert states["archive_coverage"] == (1, 2, "met") and states["sweep_coverage"] == (1, 2, "on_track")
+    designations = (await client.get("/api/v1/key-regions/designations", headers=bearer(people["city"]))).json()
+    (summary,) = [d for d in designations["items"] if d["region_code"] == XIHU][0]["plans"]
+    assert (summary["id"], summary["targets_met"], summary["targets"]) == (plan["id"], 1, 2)
+    assert summary["behind_or_overdue"] == []
     r = await client.post(f"/api/v1/rectification-plans/{plan['id']}/progress", headers=bearer(people["county"]),
                           json={"note": "完成首轮拉网清查", "as_of": TODAY.isoformat()})
     assert r.status_code == 200 and r.json()["progress_notes"][0]["note"] == "完成首轮拉网清查"
