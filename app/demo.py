@@ -305,6 +305,8 @@ class DemoData:
     licenses: list[tuple[Any, ...]] = field(default_factory=list)
     inspections: list[tuple[Any, ...]] = field(default_factory=list)
     cases: list[tuple[Any, ...]] = field(default_factory=list)
+    recalls: list[tuple[Any, ...]] = field(default_factory=list)
+    recall_progress: list[tuple[Any, ...]] = field(default_factory=list)
     users: list[DemoUser] = field(default_factory=list)
     user_ids: list[uuid.UUID] = field(default_factory=list)
 
@@ -320,10 +322,12 @@ class DemoResult:
     seconds: float
     as_of: date
     seed: int
+    recalls: int = 0
 
     def summary(self) -> str:
         return (f"demo data: {self.enterprises} enterprises ({self.unlicensed} without a valid licence), "
                 f"{self.licenses} licences, {self.inspections} inspections, {self.cases} penalty cases, "
+                f"{self.recalls} recalls, "
                 f"{len(self.users)} users in {self.seconds:.1f}s (seed {self.seed}, season ending {self.as_of})")
 
 
@@ -342,6 +346,11 @@ CASE_COLUMNS = ("id", "enterprise_id", "inspection_id", "region_code", "bureau_c
                 "possibly_criminal", "created_by", "version", "created_at", "updated_at", "stage_entered_at",
                 "deadline")
 CASE_REGISTERED_DAYS = 7  # the default time limit of the registered stage (Settings.case_stage_days)
+RECALL_COLUMNS = ("id", "enterprise_id", "case_id", "inspection_id", "region_code", "product", "batches", "hazard",
+                  "mode", "units_made", "units_sold", "distribution", "units_recalled", "deadline", "status",
+                  "completed_at", "version", "created_at", "updated_at")
+RECALL_PROGRESS_COLUMNS = ("id", "recall_id", "region_code", "units_recalled", "as_of", "note", "sold_region",
+                           "batch", "created_by", "created_at")
 USER_COLUMNS = ("id", "username", "password_hash", "display_name", "region_code", "roles", "active", "version",
                 "created_at", "updated_at")
 
@@ -362,6 +371,7 @@ class _Generator:
     def __init__(self, counties: Sequence[County], categories: Sequence[Category], *, size: int, seed: int,
                  as_of: date) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - demo data, not security
+        self.recall_rng = random.Random(seed + 1)  # noqa: S311 - its own stream: recalls leave the rest as it was
         self.counties = list(counties)
         self.categories = list(categories)
         self.size = size
@@ -541,6 +551,9 @@ class _Generator:
                 self.data.cases.append((case_id, p.id, inspection_id, p.county.code, p.county.code, kind_of_case,
                                         "registered", False, None, 1, created, created, created,
                                         created + timedelta(days=CASE_REGISTERED_DAYS)))
+                bad = [s for s in samples if not s["passed"]]
+                if kind_of_case == "nonconforming_products" and bad and self.recall_rng.random() < 0.6:
+                    self.recall(p, bad[0], case_id, inspection_id, created)
         if failed:
             notes: str | None = rng.choice(NOTES_ISSUES) + ("；已立案查处" if case_id else "")
         else:
@@ -553,6 +566,36 @@ class _Generator:
             inspection_id, p.id, p.county.code, kind, at, json.dumps(officers, ensure_ascii=False),
             None if location is None else json.dumps(location), checks_json(failed),
             json.dumps(samples, ensure_ascii=False), conclusion, notes, case_id, body_hash, None, 1, created, created))
+
+    def recall(self, p: _Producer, sample: dict[str, Any], case_id: uuid.UUID, inspection_id: uuid.UUID,
+               opened: datetime) -> None:
+        """An ordered recall of the failed sample's batch, sold in two or three counties of the province,
+        with some of it recovered already (reported in one or two progress reports)."""
+        rng = self.recall_rng
+        made = rng.randint(5, 60) * 100
+        sold = int(made * rng.uniform(0.6, 0.95))
+        places = rng.sample([c.code for c in self.counties], k=rng.choice((2, 3)))
+        cuts = sorted(rng.sample(range(1, sold), k=len(places) - 1))
+        shares = [b - a for a, b in zip([0, *cuts], [*cuts, sold], strict=True)]
+        distribution = [{"region_code": c, "batch": sample["batch"], "units_sold": n}
+                        for c, n in zip(places, shares, strict=True)]
+        recalled = 0
+        recall_id = new_uuid(rng)
+        for entry in distribution:
+            got = int(entry["units_sold"] * rng.choice((0.0, 0.3, 0.6, 0.9, 1.0)))
+            if got:
+                self.data.recall_progress.append((new_uuid(rng), recall_id, p.county.code, got,
+                                                  (opened + timedelta(days=rng.randint(1, 20))).date(),
+                                                  "经销商退回" if rng.random() < 0.5 else "消费者退货",
+                                                  entry["region_code"], sample["batch"], None, opened))
+                recalled += got
+        deadline = (opened + timedelta(days=30)).date()
+        status = ("completed" if recalled == sold else "overdue" if deadline < self.as_of else "open")
+        self.data.recalls.append((
+            recall_id, p.id, case_id, inspection_id, p.county.code, sample["product"], [sample["batch"]],
+            f"监督抽查不合格（{'、'.join(sample['failed_items'])}），存在安全隐患", "ordered", made, sold,
+            json.dumps(distribution, ensure_ascii=False), recalled, deadline, status,
+            opened if status == "completed" else None, 1, opened, opened))
 
     def season(self, p: _Producer) -> None:
         rng, start, end = self.rng, self.season_start, self.as_of - timedelta(days=1)
@@ -695,6 +738,8 @@ async def load_demo(conn: AsyncConnection, *, size: int = DEFAULT_SIZE, seed: in
         ("license", LICENSE_COLUMNS, data.licenses),
         ("inspection", INSPECTION_COLUMNS, data.inspections),
         ("penalty_case", CASE_COLUMNS, data.cases),
+        ("recall", RECALL_COLUMNS, data.recalls),
+        ("recall_progress", RECALL_PROGRESS_COLUMNS, data.recall_progress),
         ("app_user", USER_COLUMNS, user_rows),
     ):
         if rows:
@@ -704,6 +749,7 @@ async def load_demo(conn: AsyncConnection, *, size: int = DEFAULT_SIZE, seed: in
     result = DemoResult(
         enterprises=len(data.enterprises), licenses=len(data.licenses), inspections=len(data.inspections),
         cases=len(data.cases), unlicensed=sum(1 for e in data.enterprises if not e[8]), users=data.users,
+        recalls=len(data.recalls),
         seconds=_time.perf_counter() - t0, as_of=as_of, seed=seed)
     if audit_event:
         await _audit(conn, result, size)

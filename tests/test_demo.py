@@ -134,6 +134,27 @@ async def test_inspections_checks_samples_and_cases(connection: AsyncConnection,
     assert len([i for i in ins if i.case_id]) == len(cases)
 
 
+async def test_recalls_follow_failed_spot_checks_and_the_dashboard_counts_them(connection: AsyncConnection,
+                                                                             loaded: demo.DemoResult) -> None:
+    recalls = await rows(connection, "SELECT r.*, c.kind, c.enterprise_id AS case_enterprise FROM recall r"
+                                     " JOIN penalty_case c ON c.id = r.case_id")
+    assert len(recalls) == loaded.recalls > 0
+    for r in recalls:
+        assert r.kind == "nonconforming_products" and r.case_enterprise == r.enterprise_id
+        assert 0 <= r.units_recalled <= r.units_sold <= r.units_made
+        assert sum(d["units_sold"] for d in r.distribution) == r.units_sold
+        assert r.status == ("completed" if r.units_recalled == r.units_sold else
+                            "overdue" if r.deadline < AS_OF else "open")
+    progress = dict((await connection.execute(text(
+        "SELECT recall_id, sum(units_recalled) FROM recall_progress GROUP BY recall_id"))).all())
+    assert {r.id: r.units_recalled for r in recalls if r.units_recalled} == progress
+    # the campaign counters were rebuilt after the load: the recall figure is the records' sum
+    got = (await connection.execute(text(
+        "SELECT sum(recall_sold), sum(recall_recalled) FROM campaign_delta d JOIN campaign c ON c.id = d.campaign_id"
+        " WHERE c.code = '2007'"))).one()
+    assert tuple(got) == (sum(r.units_sold for r in recalls), sum(r.units_recalled for r in recalls))
+
+
 async def test_one_user_per_role_and_level_logs_in(connection: AsyncConnection, loaded: demo.DemoResult,
                                                   client: httpx.AsyncClient) -> None:
     users = loaded.users
