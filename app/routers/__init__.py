@@ -3,13 +3,19 @@ the token endpoints, which authenticate by their own means."""
 
 from fastapi import APIRouter, Depends
 
-from app.deps import current_scope
+from app.deps import current_scope, require_scope
 from app.routing import AppRoute
 
 
-def secured_router(**kw: object) -> APIRouter:
-    """A router whose every route needs a valid access token (authentication on by default)."""
-    return APIRouter(route_class=AppRoute, dependencies=[Depends(current_scope)], **kw)  # type: ignore[arg-type]
+def secured_router(*, machine_scope: str | None, **kw: object) -> APIRouter:
+    """A router whose every route needs a valid access token, and, from a machine client, the scope
+    ``machine_scope`` (e.g. ``cases:read``). Every router says which: ``None`` only where machine
+    clients are refused by policy (user and audit administration) or each operation checks its own
+    scope in its service (notifications, webhooks, the event feed)."""
+    dependencies = [Depends(current_scope)]
+    if machine_scope is not None:
+        dependencies.append(require_scope(machine_scope))
+    return APIRouter(route_class=AppRoute, dependencies=dependencies, **kw)  # type: ignore[arg-type]
 
 
 def open_router(**kw: object) -> APIRouter:

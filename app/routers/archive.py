@@ -16,7 +16,7 @@ from app.routing import autocommit_reads
 from app.services import archive as archive_service
 from app.services import focus as focus_service
 
-router = secured_router(prefix="/api/v1/enterprises", tags=["archives"])
+router = secured_router(machine_scope="enterprises:read", prefix="/api/v1/enterprises", tags=["archives"])
 
 
 @router.get("/{enterprise_id}/archive", response_model=Archive, responses=problem_responses(401, 404))

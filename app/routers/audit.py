@@ -16,7 +16,7 @@ from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
 from app.services import audit as audit_service
 
-router = secured_router(prefix="/api/v1/audit-events", tags=["audit"])
+router = secured_router(machine_scope=None, prefix="/api/v1/audit-events", tags=["audit"])
 
 
 class BrokenLink(BaseModel):

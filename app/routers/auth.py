@@ -17,7 +17,7 @@ from app.security import TokenClaims
 from app.services import auth as auth_service
 
 router = open_router(prefix="/api/v1/auth", tags=["auth"])
-me_router = secured_router(prefix="/api/v1", tags=["auth"])
+me_router = secured_router(machine_scope=None, prefix="/api/v1", tags=["auth"])
 
 
 class TokenResponse(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Query, Response
 from sqlmodel import col, select
 
-from app.deps import ScopeDep, SessionDep, require_scope
+from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
 from app.models.campaign import Campaign, CampaignCreate, CampaignPublic, Dashboard, SweepGap, TargetsSet
 from app.models.common import RegionCode
@@ -17,11 +17,10 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import campaign as campaign_service
 
-router = secured_router(prefix="/api/v1/campaigns", tags=["campaigns"])
-READ = require_scope("reports:read")  # machine clients
+router = secured_router(machine_scope="reports:read", prefix="/api/v1/campaigns", tags=["campaigns"])
 
 
-@router.get("", dependencies=[READ], response_model=Page[CampaignPublic], responses=problem_responses(401, 403))
+@router.get("", response_model=Page[CampaignPublic], responses=problem_responses(401, 403))
 @autocommit_reads
 async def list_campaigns(scope: ScopeDep, session: SessionDep, page: PageDep) -> Page[CampaignPublic]:
     """Campaigns, newest first (the 2007 campaign is seeded)."""
@@ -42,7 +41,7 @@ async def create_campaign(body: CampaignCreate, scope: ScopeDep, session: Sessio
     return campaign_service.to_public(c, await campaign_service.targets_of(session, c.id))
 
 
-@router.get("/{campaign_id}", dependencies=[READ], response_model=CampaignPublic,
+@router.get("/{campaign_id}", response_model=CampaignPublic,
             responses=problem_responses(401, 403, 404))
 @autocommit_reads
 async def get_campaign(campaign_id: uuid.UUID, scope: ScopeDep, session: SessionDep) -> CampaignPublic:
@@ -61,7 +60,7 @@ async def set_targets(campaign_id: uuid.UUID, body: TargetsSet, scope: ScopeDep,
     return {"region_code": body.region_code, "targets": targets}
 
 
-@router.get("/{campaign_id}/dashboard", dependencies=[READ], response_model=Dashboard,
+@router.get("/{campaign_id}/dashboard", response_model=Dashboard,
             responses=problem_responses(401, 403, 404, 422))
 @autocommit_reads
 async def dashboard(
@@ -76,7 +75,7 @@ async def dashboard(
     return Response(raw, media_type="application/json")  # type: ignore[return-value]
 
 
-@router.get("/{campaign_id}/sweep-gaps", dependencies=[READ], response_model=Page[SweepGap],
+@router.get("/{campaign_id}/sweep-gaps", response_model=Page[SweepGap],
             responses=problem_responses(401, 403, 404, 422))
 @autocommit_reads
 async def sweep_gaps(

@@ -13,7 +13,7 @@ from fastapi import Body, Query, Response
 
 from app import policy
 from app.concurrency import IfMatchDep, set_etag
-from app.deps import ScopeDep, SessionDep, SettingsDep, require_scope
+from app.deps import ScopeDep, SessionDep, SettingsDep
 from app.errors import problem_responses
 from app.models.case import (
     CaseCreate,
@@ -31,8 +31,7 @@ from app.routing import autocommit_reads
 from app.services import case as case_service
 from app.services import case_workflow as workflow
 
-router = secured_router(tags=["cases"])
-CASES_READ = require_scope("cases:read")  # machine clients
+router = secured_router(machine_scope="cases:read", tags=["cases"])
 
 WORKFLOW_DOC = f"""The workflow, as the service executes it (generated from its table):
 
@@ -59,8 +58,7 @@ async def create_case(body: CaseCreate, scope: ScopeDep, session: SessionDep, se
     return await _view(session, scope, case, response)
 
 
-@router.get("/api/v1/cases", dependencies=[CASES_READ],
-            response_model=Page[CasePublic], responses=problem_responses(401, 403, 422),
+@router.get("/api/v1/cases", response_model=Page[CasePublic], responses=problem_responses(401, 403, 422),
             description="Cases inside your jurisdiction, newest first. `overdue=true` lists the cases past their "
                         "stage's time limit in every bureau below you (overdue cases are visible upward).\n\n"
                         + WORKFLOW_DOC)
@@ -80,8 +78,7 @@ async def list_cases(
     return Page[CasePublic](items=await case_service.to_public_many(session, scope, items), next_cursor=nxt)
 
 
-@router.get("/api/v1/cases/revocation-times", dependencies=[CASES_READ],
-            responses=problem_responses(401, 403, 422))
+@router.get("/api/v1/cases/revocation-times", responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def revocation_times(
     scope: ScopeDep, session: SessionDep,
@@ -92,16 +89,14 @@ async def revocation_times(
     return await case_service.revocation_times(session, region=region, scope=scope)
 
 
-@router.get("/api/v1/cases/{case_id}", dependencies=[CASES_READ],
-            response_model=CasePublic, responses=problem_responses(401, 404))
+@router.get("/api/v1/cases/{case_id}", response_model=CasePublic, responses=problem_responses(401, 404))
 @autocommit_reads
 async def get_case(case_id: uuid.UUID, scope: ScopeDep, session: SessionDep, response: Response) -> CasePublic:
     """One case with its measures, decision and `allowed_actions` for you (404 outside your jurisdiction)."""
     return await _view(session, scope, await case_service.get(session, case_id=case_id), response)
 
 
-@router.get("/api/v1/cases/{case_id}/timeline", dependencies=[CASES_READ],
-            response_model=Page[CaseEventPublic],
+@router.get("/api/v1/cases/{case_id}/timeline", response_model=Page[CaseEventPublic],
             responses=problem_responses(401, 404))
 @autocommit_reads
 async def case_timeline(case_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
@@ -126,8 +121,7 @@ async def inbox(scope: ScopeDep, session: SessionDep,
     return await case_service.inbox(session, scope=scope, limit=limit)
 
 
-@router.get("/api/v1/sealed-goods", dependencies=[CASES_READ],
-            response_model=Page[MeasurePublic], responses=problem_responses(401, 403, 422))
+@router.get("/api/v1/sealed-goods", response_model=Page[MeasurePublic], responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def sealed_goods(
     scope: ScopeDep, session: SessionDep, page: PageDep,

@@ -17,7 +17,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import enterprise as enterprise_service
 
-router = secured_router(prefix="/api/v1/enterprises", tags=["archives"])
+router = secured_router(machine_scope="enterprises:read", prefix="/api/v1/enterprises", tags=["archives"])
 
 
 @router.post("", status_code=201, response_model=EnterprisePublic,

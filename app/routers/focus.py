@@ -16,7 +16,7 @@ from app.routers import secured_router
 from app.services import key_region as key_region_service
 from app.services import oversight as oversight_service
 
-router = secured_router(prefix="/api/v1", tags=["focus lists"])
+router = secured_router(machine_scope="enterprises:read", prefix="/api/v1", tags=["focus lists"])
 
 
 @router.get("/key-regions", response_model=KeyRegionOverview, responses=problem_responses(401, 403, 422))

@@ -28,7 +28,7 @@ from app.services import attachment as attachment_service
 from app.services import inspection as inspection_service
 from app.services import storage
 
-router = secured_router(prefix="/api/v1/inspections", tags=["inspections"])
+router = secured_router(machine_scope="inspections:read", prefix="/api/v1/inspections", tags=["inspections"])
 
 _UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],

@@ -18,7 +18,7 @@ from app.routing import autocommit_reads
 from app.services import events as events_service
 from app.services import notification as notification_service
 
-router = secured_router(tags=["notifications"])
+router = secured_router(machine_scope=None, tags=["notifications"])
 
 SIGNING = """Each delivery is `POST <url>` with the notification as JSON
 (`{"event_id", "type": "notification.created", "notification": {...}}`) and the headers

@@ -18,7 +18,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import license as license_service
 
-router = secured_router(prefix="/api/v1/licenses", tags=["licences"])
+router = secured_router(machine_scope="enterprises:read", prefix="/api/v1/licenses", tags=["licences"])
 
 
 @router.post("", status_code=201, response_model=LicensePublic,

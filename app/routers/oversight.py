@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Response
 
 from app.concurrency import IfMatchDep, set_etag
-from app.deps import ScopeDep, SessionDep, require_scope
+from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
 from app.models.common import RegionCode
 from app.models.oversight import (
@@ -27,8 +27,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import oversight as service
 
-router = secured_router(tags=["oversight"])
-READ = require_scope("reports:read")  # machine clients
+router = secured_router(machine_scope="reports:read", tags=["oversight"])
 REGION = Annotated[RegionCode | None, Query(description="inside this region (403 outside yours)")]
 
 
@@ -47,7 +46,7 @@ async def create_plan(body: PlanCreate, scope: ScopeDep, session: SessionDep, re
     return await service.plan_public(session, scope, p)
 
 
-@router.get("/api/v1/rectification-plans", dependencies=[READ], response_model=Page[PlanPublic],
+@router.get("/api/v1/rectification-plans", response_model=Page[PlanPublic],
             responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def list_plans(scope: ScopeDep, session: SessionDep, page: PageDep, region: REGION = None) -> Page[PlanPublic]:
@@ -55,7 +54,7 @@ async def list_plans(scope: ScopeDep, session: SessionDep, page: PageDep, region
     return Page[PlanPublic](items=[await service.plan_public(session, scope, p) for p in items], next_cursor=nxt)
 
 
-@router.get("/api/v1/rectification-plans/{plan_id}", dependencies=[READ], response_model=PlanPublic,
+@router.get("/api/v1/rectification-plans/{plan_id}", response_model=PlanPublic,
             responses=problem_responses(401, 404))
 @autocommit_reads
 async def get_plan(plan_id: uuid.UUID, scope: ScopeDep, session: SessionDep, response: Response) -> PlanPublic:
@@ -98,7 +97,7 @@ async def create_supervision(body: SupervisionCreate, scope: ScopeDep, session: 
     return service.supervision_public(s)
 
 
-@router.get("/api/v1/supervisions", dependencies=[READ], response_model=Page[SupervisionPublic],
+@router.get("/api/v1/supervisions", response_model=Page[SupervisionPublic],
             responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def list_supervisions(scope: ScopeDep, session: SessionDep, page: PageDep, region: REGION = None,
@@ -108,7 +107,7 @@ async def list_supervisions(scope: ScopeDep, session: SessionDep, page: PageDep,
     return Page[SupervisionPublic](items=[service.supervision_public(s) for s in items], next_cursor=nxt)
 
 
-@router.get("/api/v1/supervisions/{supervision_id}", dependencies=[READ], response_model=SupervisionPublic,
+@router.get("/api/v1/supervisions/{supervision_id}", response_model=SupervisionPublic,
             responses=problem_responses(401, 404))
 @autocommit_reads
 async def get_supervision(supervision_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
@@ -154,7 +153,7 @@ async def create_acceptance(body: AcceptanceCreate, scope: ScopeDep, session: Se
     return service.acceptance_public(a)
 
 
-@router.get("/api/v1/acceptances", dependencies=[READ], response_model=Page[AcceptancePublic],
+@router.get("/api/v1/acceptances", response_model=Page[AcceptancePublic],
             responses=problem_responses(401, 403))
 @autocommit_reads
 async def list_acceptances(scope: ScopeDep, session: SessionDep, page: PageDep,

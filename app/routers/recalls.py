@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from app.concurrency import IfMatchDep, set_etag
-from app.deps import ScopeDep, SessionDep, require_scope
+from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
 from app.models.common import RegionCode
 from app.models.recall import ProgressCreate, ProgressPublic, RecallCreate, RecallPublic, RecallStatus, RecallUpdate
@@ -17,8 +17,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import recall as recall_service
 
-router = secured_router(prefix="/api/v1/recalls", tags=["recalls"])
-RECALLS_READ = require_scope("recalls:read")  # machine clients
+router = secured_router(machine_scope="recalls:read", prefix="/api/v1/recalls", tags=["recalls"])
 
 
 async def _view(session: SessionDep, recall: recall_service.Recall, response: Response) -> RecallPublic:
@@ -38,8 +37,7 @@ async def create_recall(body: RecallCreate, scope: ScopeDep, session: SessionDep
     return await _view(session, recall, response)
 
 
-@router.get("", dependencies=[RECALLS_READ],
-            response_model=Page[RecallPublic], responses=problem_responses(401, 403, 422))
+@router.get("", response_model=Page[RecallPublic], responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def list_recalls(
     scope: ScopeDep, session: SessionDep, page: PageDep,
@@ -54,8 +52,7 @@ async def list_recalls(
     return Page[RecallPublic](items=await recall_service.to_public_many(session, items), next_cursor=nxt)
 
 
-@router.get("/{recall_id}", dependencies=[RECALLS_READ],
-            response_model=RecallPublic, responses=problem_responses(401, 404))
+@router.get("/{recall_id}", response_model=RecallPublic, responses=problem_responses(401, 404))
 @autocommit_reads
 async def get_recall(recall_id: uuid.UUID, scope: ScopeDep, session: SessionDep, response: Response) -> RecallPublic:
     """One recall with its recovery rate overall, per batch (`by_batch`) and per region where the units
@@ -86,8 +83,7 @@ async def report_progress(recall_id: uuid.UUID, body: ProgressCreate, scope: Sco
     return await _view(session, recall, response)
 
 
-@router.get("/{recall_id}/progress", dependencies=[RECALLS_READ],
-            response_model=Page[ProgressPublic], responses=problem_responses(401, 404))
+@router.get("/{recall_id}/progress", response_model=Page[ProgressPublic], responses=problem_responses(401, 404))
 @autocommit_reads
 async def list_progress(recall_id: uuid.UUID, scope: ScopeDep, session: SessionDep,
                         page: PageDep) -> Page[ProgressPublic]:

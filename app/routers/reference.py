@@ -15,7 +15,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import reference
 
-router = secured_router(prefix="/api/v1", tags=["reference data"])
+router = secured_router(machine_scope="regions:read", prefix="/api/v1", tags=["reference data"])
 
 
 @router.get("/regions", response_model=Page[RegionPublic], responses=problem_responses(401, 422))

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Response
 
 from app.concurrency import IfMatchDep, set_etag
-from app.deps import ScopeDep, SessionDep, require_scope
+from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
 from app.models.common import RegionCode
 from app.models.report import (
@@ -26,8 +26,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import report as report_service
 
-router = secured_router(prefix="/api/v1/reports", tags=["reports"])
-READ = require_scope("reports:read")  # machine clients
+router = secured_router(machine_scope="reports:read", prefix="/api/v1/reports", tags=["reports"])
 
 
 def _etag(response: Response, r: report_service.Report) -> ReportPublic:
@@ -47,7 +46,7 @@ async def create_report(body: ReportCreate, scope: ScopeDep, session: SessionDep
     return _etag(response, r)
 
 
-@router.get("", dependencies=[READ], response_model=Page[ReportPublic], responses=problem_responses(401, 403, 422))
+@router.get("", response_model=Page[ReportPublic], responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def list_reports(
     scope: ScopeDep, session: SessionDep, page: PageDep,
@@ -60,7 +59,7 @@ async def list_reports(
     return Page[ReportPublic](items=[report_service.to_public(r) for r in items], next_cursor=nxt)
 
 
-@router.get("/oversight", dependencies=[READ], response_model=list[BureauReporting],
+@router.get("/oversight", response_model=list[BureauReporting],
             responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def oversight(scope: ScopeDep, session: SessionDep,
@@ -71,7 +70,7 @@ async def oversight(scope: ScopeDep, session: SessionDep,
     return await report_service.oversight(session, scope=scope, period_end=period_end, kind=kind)
 
 
-@router.get("/{report_id}", dependencies=[READ], response_model=ReportPublic, responses=problem_responses(401, 404))
+@router.get("/{report_id}", response_model=ReportPublic, responses=problem_responses(401, 404))
 @autocommit_reads
 async def get_report(report_id: uuid.UUID, scope: ScopeDep, session: SessionDep, response: Response) -> ReportPublic:
     return _etag(response, await report_service.get(session, report_id=report_id))
@@ -114,7 +113,7 @@ async def return_report(report_id: uuid.UUID, body: ReturnBody, if_match: IfMatc
                                                     comment=body.comment, expected_version=if_match))
 
 
-@router.get("/{report_id}/export", dependencies=[READ], responses={
+@router.get("/{report_id}/export", responses={
     200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
                       "text/csv": {}}, "description": "the report as a spreadsheet, headers in Chinese"},
     **problem_responses(401, 404, 422)})

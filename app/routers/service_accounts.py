@@ -14,7 +14,7 @@ from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
 from app.services import service_account as sa_service
 
-router = secured_router(prefix="/api/v1/service-accounts", tags=["service accounts"])
+router = secured_router(machine_scope=None, prefix="/api/v1/service-accounts", tags=["service accounts"])
 
 
 @router.post("", status_code=201, response_model=ServiceAccountCreated, responses=problem_responses(401, 403, 422),

@@ -17,7 +17,7 @@ from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import user as user_service
 
-router = secured_router(prefix="/api/v1/users", tags=["users"])
+router = secured_router(machine_scope=None, prefix="/api/v1/users", tags=["users"])
 
 
 @router.post("", status_code=201, response_model=UserPublic, responses=problem_responses(401, 403, 409, 422))

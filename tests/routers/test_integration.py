@@ -426,3 +426,17 @@ async def test_webhooks_point_only_at_allowed_hosts_when_a_list_is_set(client, a
                        "webhook_host_not_allowed")
     for url in ("https://gs.example.gov.cn/h", "https://hook.zj.saic.gov.cn/h"):
         assert (await client.post("/api/v1/webhooks", headers=bearer(market), json={"url": url})).status_code == 201
+
+
+async def test_every_router_asks_machine_clients_for_its_scope(client, admin_token, bank):
+    """bank: notifications:read only. Archives, inspections, cases, recalls, reports and reference data
+    each need their own scope; a client holding it reads."""
+    for path in ("/api/v1/enterprises", "/api/v1/inspections", "/api/v1/licenses", "/api/v1/cases",
+                 "/api/v1/recalls", "/api/v1/reports", "/api/v1/campaigns", "/api/v1/regions",
+                 "/api/v1/key-regions/designations"):
+        assert_problem(await client.get(path, headers=bearer(bank)), 403, "scope_missing")
+    reader, _ = await machine(client, admin_token, name="档案读取", region=ZHEJIANG, agency=None,
+                              scopes=["enterprises:read", "regions:read"])
+    for path in ("/api/v1/enterprises", "/api/v1/licenses", "/api/v1/regions"):
+        assert (await client.get(path, headers=bearer(reader))).status_code == 200
+    assert_problem(await client.get("/api/v1/inspections", headers=bearer(reader)), 403, "scope_missing")

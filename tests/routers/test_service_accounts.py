@@ -194,7 +194,7 @@ async def test_deactivated_service_account_cannot_get_or_use_tokens(client, admi
     r = await client_credentials(client, sa["client_id"], sa["client_secret"])
     assert r.status_code == 200, r.text
     sa_token = r.json()["access_token"]
-    assert (await client.get("/api/v1/regions/330000", headers=bearer(sa_token))).status_code == 200
+    assert (await client.get("/api/v1/enterprises", headers=bearer(sa_token))).status_code == 200
     url = f"/api/v1/service-accounts/{sa['id']}"
 
     assert_problem(await client.patch(url, headers=bearer(admin_token), json={"active": False}),
@@ -213,7 +213,7 @@ async def test_deactivated_service_account_cannot_get_or_use_tokens(client, admi
     assert (await connection.execute(text("SELECT active FROM service_account"))).scalar_one() is False
 
     assert_problem(await client_credentials(client, sa["client_id"], sa["client_secret"]), 401, "invalid_client")
-    assert_problem(await client.get("/api/v1/regions/330000", headers=bearer(sa_token)), 401, "invalid_token")
+    assert_problem(await client.get("/api/v1/enterprises", headers=bearer(sa_token)), 401, "invalid_token")
 
     r = await client.get("/api/v1/audit-events", headers=bearer(admin_token),
                          params={"entity_type": "service_account", "entity_id": sa["id"]})
