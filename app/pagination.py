@@ -42,11 +42,11 @@ async def _page_params(
 PageDep = Annotated[PageParams, Depends(_page_params)]
 
 
-def _encode(bookmark: str) -> str:
+def encode_cursor(bookmark: str) -> str:
     return base64.urlsafe_b64encode(bookmark.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> str:
+def decode_cursor(cursor: str) -> str:
     try:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
@@ -64,7 +64,7 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams,
                    rows: bool = False) -> tuple[list[Any], str | None]:
     """Run ``stmt`` (which must have a total, unique ORDER BY) one page at a time; the first entity of
     each row, or the whole rows with ``rows=True``."""
-    bookmark = _decode(params.cursor) if params.cursor else None
+    bookmark = decode_cursor(params.cursor) if params.cursor else None
     if bookmark is not None and not bookmark.startswith(">"):
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor")
     if bookmark is None:
@@ -83,5 +83,5 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams,
         except _BAD_CURSOR as exc:
             raise _invalid_cursor() from exc
     items = [tuple(row) for row in page] if rows else [row[0] for row in page]
-    nxt = _encode(page.paging.bookmark_next) if page.paging.has_next else None
+    nxt = encode_cursor(page.paging.bookmark_next) if page.paging.has_next else None
     return items, nxt

@@ -39,6 +39,15 @@ def can_manage_user(scope: Scope, target_roles: Iterable[str]) -> Decision:
     return True if not missing else f"you cannot change a user who holds roles you do not hold: {', '.join(missing)}"
 
 
+def require_role(scope: Scope, *roles: str, doing: str, at_or_above: Level | None = None) -> None:
+    """The one role rule of the workflows: a person holding one of ``roles`` (in a bureau at
+    ``at_or_above`` or higher, when given) may do ``doing``; anyone else is 403 ``role_not_permitted``."""
+    level_ok = at_or_above is None or scope.at_or_above(at_or_above)
+    if scope.principal_type != "user" or not (set(roles) & scope.roles) or not level_ok:
+        where = f" of a {at_or_above.value} bureau or above" if at_or_above is not None else ""
+        raise NotPermitted(f"only {' or '.join(sorted(roles))}s{where} {doing}", code="role_not_permitted")
+
+
 def has_scope(scope: Scope, needed: str) -> Decision:
     """Machine clients read what their scopes name; people are governed by their roles."""
     if scope.principal_type == "user" or needed in scope.scopes:

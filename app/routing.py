@@ -29,6 +29,15 @@ _PG_CODES: dict[str, tuple[type[AppError], str, str]] = {
     "57014": (ServiceUnavailable, "statement_timeout", "The database took too long; retry later"),
 }
 _RETRYABLE = {"40001", "40P01", "55P03", "57014"}
+# Constraints whose violation has a meaning of its own (a concurrent duplicate that passed the service's
+# own check, a rule the database also holds): their problem instead of the generic one of the SQLSTATE.
+_CONSTRAINTS: dict[str, tuple[type[AppError], str, str]] = {
+    "uq_report_region_code_period_end_kind": (Conflict, "report_exists", "A report exists for this bureau and period"),
+    "uq_acceptance_campaign_id_region_code": (Conflict, "already_accepted",
+                                              "The city was already accepted in this campaign"),
+    "ck_recall_units": (Unprocessable, "exceeds_units_sold", "Units recalled cannot exceed units sold, nor units "
+                                                             "sold units made"),
+}
 
 
 def db_error_to_problem(exc: DBAPIError) -> AppError:
@@ -48,6 +57,9 @@ def db_error_to_problem(exc: DBAPIError) -> AppError:
             return Conflict("The change conflicts with stored data", code="integrity_error")
         raise exc
     constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    if constraint in _CONSTRAINTS:
+        cls, code, detail = _CONSTRAINTS[constraint]
+        return cls(detail, code=code)
     headers = {"Retry-After": "1"} if str(sqlstate) in _RETRYABLE else None
     return cls(f"{detail}{f' ({constraint})' if constraint else ''}", code=code, headers=headers)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
@@ -35,18 +35,34 @@ RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 
 
+def refuse_nulls(data: Any) -> Any:
+    """A PATCH body's rule: a field left out is unchanged; a field sent as null is a 422 (none of our
+    patchable fields can be emptied that way)."""
+    if isinstance(data, dict):
+        nulls = sorted(k for k, v in data.items() if v is None)
+        if nulls:
+            raise ValueError(f"fields cannot be null: {', '.join(nulls)} (leave a field out to keep it)")
+    return data
+
+
 class PatchModel(SQLModel):
-    """Base of PATCH bodies: a field left out is unchanged; a field sent as null is a 422 (none of
-    our patchable fields can be emptied that way)."""
+    """Base of the SQLModel PATCH bodies (see ``refuse_nulls``)."""
 
     @model_validator(mode="before")
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = sorted(k for k, v in data.items() if v is None)
-            if nulls:
-                raise ValueError(f"fields cannot be null: {', '.join(nulls)} (leave a field out to keep it)")
-        return data
+        return refuse_nulls(data)
+
+
+class StrictPatch(BaseModel):
+    """Base of the pydantic PATCH bodies: unknown fields and nulls are 422 (see ``refuse_nulls``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        return refuse_nulls(data)
 
 
 def level_of(code: str) -> Level:

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from app.models.campaign import TargetKey
-from app.models.common import RegionCode, RegionOwned, tz_field, utcnow
+from app.models.common import RegionCode, RegionOwned, StrictPatch, tz_field, utcnow
 
 
 class Strict(BaseModel):
@@ -74,16 +74,7 @@ class PlanCreate(Strict):
         return self
 
 
-class PlanUpdate(Strict):
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = sorted(k for k, v in data.items() if v is None)
-            if nulls:
-                raise ValueError(f"fields cannot be null: {', '.join(nulls)} (leave a field out to keep it)")
-        return data
-
+class PlanUpdate(StrictPatch):
     status: Literal["active", "completed", "cancelled"] | None = None
     deadline: date | None = None
     responsible: Person | None = None

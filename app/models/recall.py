@@ -14,7 +14,7 @@ from sqlalchemy import ARRAY, BigInteger, Column, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.models.common import RegionCode, RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import RegionCode, RegionOwned, StrictPatch, enum_column_type, tz_field, utcnow
 
 MAX_UNITS = 10**12
 
@@ -123,7 +123,7 @@ class RecallCreate(Strict):
         return self
 
 
-class RecallUpdate(Strict):
+class RecallUpdate(StrictPatch):
     hazard: str | None = PField(default=None, min_length=1, max_length=4000)
     deadline: date | None = None
     units_made: int | None = PField(default=None, ge=1, le=MAX_UNITS)
@@ -131,15 +131,6 @@ class RecallUpdate(Strict):
     distribution: list[DistributionEntry] | None = PField(default=None, max_length=500)
     status: Literal["cancelled"] | None = PField(default=None, description="cancel the recall (with cancel_reason)")
     cancel_reason: str | None = PField(default=None, min_length=1, max_length=2000)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nulls(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            nulls = sorted(k for k, v in data.items() if v is None)
-            if nulls:
-                raise ValueError(f"fields cannot be null: {', '.join(nulls)}")
-        return data
 
 
 class ProgressCreate(Strict):

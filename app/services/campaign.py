@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.errors import Conflict, NotFound, NotPermitted, Unprocessable
+from app import policy
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models.campaign import (
     COUNTERS,
     DEFAULT_TARGETS,
@@ -101,15 +102,9 @@ async def get(session: AsyncSession, campaign_id: uuid.UUID) -> Campaign:
     return c
 
 
-def _require_planner(scope: Scope, level: Level) -> None:
-    if not (scope.principal_type == "user" and {Role.leader, Role.admin} & scope.roles and scope.at_or_above(level)):
-        raise NotPermitted(f"only leaders or admins of a {level.value} bureau or above do this",
-                           code="role_not_permitted")
-
-
 async def create(session: AsyncSession, *, scope: Scope, data: CampaignCreate) -> Campaign:
     """A national campaign: its counters are built at once from the records (set-based)."""
-    _require_planner(scope, Level.national)
+    policy.require_role(scope, Role.leader, Role.admin, doing="create campaigns", at_or_above=Level.national)
     if (await session.execute(select(Campaign.id).where(Campaign.code == data.code))).first():
         raise Conflict(f"a campaign with code {data.code} exists", code="campaign_code_taken")
     c = Campaign(code=data.code, name=data.name, starts_on=data.starts_on, ends_on=data.ends_on,
@@ -131,7 +126,8 @@ async def set_targets(session: AsyncSession, *, scope: Scope, campaign_id: uuid.
                       targets: dict[TargetKey, float]) -> dict[str, float]:
     """A province (or the nation) sets its own targets for a region inside its jurisdiction; regions
     below inherit them unless they have their own."""
-    _require_planner(scope, Level.provincial)
+    policy.require_role(scope, Role.leader, Role.admin, doing="set campaign targets",
+                        at_or_above=Level.provincial)
     scope.require_region(region_code)
     c = await get(session, campaign_id)
     if not (await session.execute(select(Region.code).where(Region.code == region_code))).first() \

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from app import policy
 from app.concurrency import check_version
 from app.config import Settings, get_settings
-from app.errors import Conflict, NotPermitted, Unprocessable
+from app.errors import NotPermitted, Unprocessable
 from app.models.case import (
     GOODS_MEASURES,
     CaseCreate,
@@ -32,7 +32,7 @@ from app.models.common import Role, utcnow
 from app.models.enterprise import Enterprise
 from app.models.inspection import Checks, Inspection, Sample
 from app.scope import Scope, get_visible
-from app.services import audit
+from app.services import audit, versioned
 from app.services import case_workflow as workflow
 
 
@@ -122,26 +122,17 @@ async def open_from_inspection(session: AsyncSession, *, scope: Scope, inspectio
     return case
 
 
-def can_file_cases(scope: Scope) -> policy.Decision:
-    if scope.principal_type == "user" and {Role.inspector, Role.officer} & scope.roles:
-        return True
-    return "only inspectors and officers file cases"
-
-
 async def create(session: AsyncSession, *, scope: Scope, settings: Settings,
                  data: CaseCreate) -> tuple[PenaltyCase, bool]:
     """File a case (from a complaint, a referral or an inspection) against a visible enterprise. A repeat
     with the same client-supplied id and content is a replay (False)."""
-    policy.require(can_file_cases(scope), code="role_not_permitted")
-    if data.id is not None:
-        existing = (await session.execute(select(PenaltyCase).where(PenaltyCase.id == data.id)
-                                          .execution_options(unscoped=True))).scalar_one_or_none()
-        if existing is not None:
-            same = (existing.enterprise_id, existing.inspection_id, existing.kind) == (
-                data.enterprise_id, data.inspection_id, data.kind)
-            if same and scope.contains(existing.region_code):
-                return existing, False
-            raise Conflict(f"case {data.id} already exists with other content", code="id_conflict")
+    policy.require_role(scope, Role.inspector, Role.officer, doing="file cases")
+    existing = await versioned.replayed(
+        session, PenaltyCase, data.id, scope=scope, what="case",
+        same=lambda c: (c.enterprise_id, c.inspection_id, c.kind) == (data.enterprise_id, data.inspection_id,
+                                                                      data.kind))
+    if existing is not None:
+        return existing, False
     enterprise = await get_visible(session, Enterprise, data.enterprise_id, what="enterprise")
     if data.inspection_id is not None:
         inspection = await get_visible(session, Inspection, data.inspection_id, what="inspection")

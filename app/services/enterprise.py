@@ -76,14 +76,11 @@ async def create(session: AsyncSession, *, scope: Scope, data: EnterpriseCreate)
     """Returns the enterprise and whether it was created (False: a replay of a client-supplied id)."""
     require_writer(scope)
     scope.require_region(data.region_code)
-    if data.id is not None:
-        existing = (await session.execute(
-            select(Enterprise).where(Enterprise.id == data.id).execution_options(unscoped=True))).scalar_one_or_none()
-        if existing is not None:
-            same = (existing.uscc, existing.name, existing.region_code) == (data.uscc, data.name, data.region_code)
-            if same and scope.contains(existing.region_code):
-                return existing, False
-            raise Conflict(f"enterprise {data.id} already exists with other content", code="id_conflict")
+    existing = await versioned.replayed(
+        session, Enterprise, data.id, scope=scope, what="enterprise",
+        same=lambda e: (e.uscc, e.name, e.region_code) == (data.uscc, data.name, data.region_code))
+    if existing is not None:
+        return existing, False
     if not await reference.region_exists(session, data.region_code):
         raise Unprocessable(f"region_code {data.region_code} is not a GB/T 2260 code", code="unknown_region")
     _validate_uscc(scope, data)

@@ -8,15 +8,13 @@ carries in ``X-Event-Id``. Accounts and credentials (users, service accounts, we
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from sqlalchemy import and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app import policy
+from app import pagination, policy
 from app.errors import Unprocessable
 from app.models.audit import AuditEvent
 from app.models.integration import FeedEvent
@@ -31,19 +29,18 @@ FEED_TYPES = tuple(FEED_SCOPES)
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+    return pagination.encode_cursor(f"seq:{seq}")
 
 
 def decode_cursor(cursor: str) -> int:
+    kind, _, value = pagination.decode_cursor(cursor).partition(":")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
         seq = int(value)
         if kind != "seq" or seq < 0 or seq > 2**62:
-            raise ValueError(raw)
-        return seq
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(value)
+    except ValueError as exc:
         raise Unprocessable("cursor is not a cursor of this feed", code="invalid_cursor") from exc
+    return seq
 
 
 async def feed(session: AsyncSession, *, scope: Scope, cursor: str | None, limit: int,

@@ -30,7 +30,7 @@ from app.models.common import Level, utcnow
 from app.models.enterprise import Enterprise, License, LicenseCreate, LicensePublic, LicenseStatus
 from app.models.reference import ProductCategory
 from app.scope import Scope, get_visible
-from app.services import audit
+from app.services import audit, versioned
 from app.services import enterprise as enterprise_service
 
 CHINA_TZ = timezone(timedelta(hours=8), "CST")  # no daylight saving: a fixed offset is exact
@@ -146,13 +146,10 @@ async def create(session: AsyncSession, *, scope: Scope, data: LicenseCreate) ->
     client-supplied id). ``licensed`` of the enterprise is recomputed in the same transaction."""
     enterprise_service.require_writer(scope)
     number, abbr = parse_number(data.number)
-    if data.id is not None:
-        existing = (await session.execute(
-            select(License).where(License.id == data.id).execution_options(unscoped=True))).scalar_one_or_none()
-        if existing is not None:
-            if _same(existing, number, data) and scope.contains(existing.region_code):
-                return existing, False
-            raise Conflict(f"licence {data.id} already exists with other content", code="id_conflict")
+    existing = await versioned.replayed(session, License, data.id, scope=scope, what="licence",
+                                        same=lambda lic: _same(lic, number, data))
+    if existing is not None:
+        return existing, False
     # Locking the enterprise serialises every change of its licences, so `licensed` never races.
     e = await enterprise_service.get(session, scope=scope, enterprise_id=data.enterprise_id, for_update=True)
     check_number(abbr, issuer_level=data.issuer_level, enterprise_region=e.region_code)

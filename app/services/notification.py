@@ -163,8 +163,7 @@ async def receipt(session: AsyncSession, *, scope: Scope, notification_id: uuid.
 
 async def redeliver(session: AsyncSession, *, scope: Scope, notification_id: uuid.UUID) -> Notification:
     """Put a notification's failed deliveries back in the queue (admins and leaders)."""
-    if scope.principal_type != "user" or not ({Role.admin, Role.leader} & scope.roles):
-        raise NotPermitted("only admins and leaders redeliver notifications", code="role_not_permitted")
+    policy.require_role(scope, Role.admin, Role.leader, doing="redeliver notifications")
     n = await get(session, scope=scope, notification_id=notification_id, for_update=True)
     await session.execute(text(
         "UPDATE webhook_delivery d SET status = 'pending', next_attempt_at = now(), attempts = 0, last_error = NULL"

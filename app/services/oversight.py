@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app import policy
 from app.concurrency import check_version
 from app.errors import Conflict, InvalidTransition, NotPermitted, Unprocessable
 from app.models.common import Level, Role, level_of, prefix_of, utcnow
@@ -34,11 +35,6 @@ from app.scope import Scope, get_visible
 from app.services import audit
 from app.services import campaign as campaign_service
 from app.services import license as license_service
-
-
-def _leaders_or_admins(scope: Scope, what: str) -> None:
-    if scope.principal_type != "user" or not ({Role.leader, Role.admin} & scope.roles):
-        raise NotPermitted(f"only leaders and admins {what}", code="role_not_permitted")
 
 
 async def _campaign_id(session: AsyncSession, given: uuid.UUID | None) -> uuid.UUID:
@@ -81,7 +77,7 @@ def _elapsed(start: date, end: date, today: date) -> float:
 
 
 async def create_plan(session: AsyncSession, *, scope: Scope, data: PlanCreate) -> RectificationPlan:
-    _leaders_or_admins(scope, "file rectification plans")
+    policy.require_role(scope, Role.leader, Role.admin, doing="file rectification plans")
     scope.require_region(data.region_code)
     designated = (await session.execute(select(KeyRegion.id).where(KeyRegion.region_code == data.region_code))).first()
     if not designated:
@@ -117,7 +113,7 @@ async def get_plan(session: AsyncSession, plan_id: uuid.UUID, for_update: bool =
 
 async def update_plan(session: AsyncSession, *, scope: Scope, plan_id: uuid.UUID, data: PlanUpdate,
                       expected_version: int) -> RectificationPlan:
-    _leaders_or_admins(scope, "change rectification plans")
+    policy.require_role(scope, Role.leader, Role.admin, doing="change rectification plans")
     p = await get_plan(session, plan_id, for_update=True)
     check_version(p.version, expected_version, current_body=_plan_snapshot(p))
     changes = data.model_dump(exclude_unset=True, mode="json")
@@ -139,8 +135,7 @@ async def update_plan(session: AsyncSession, *, scope: Scope, plan_id: uuid.UUID
 
 
 async def add_note(session: AsyncSession, *, scope: Scope, plan_id: uuid.UUID, data: ProgressNote) -> RectificationPlan:
-    if scope.principal_type != "user" or not ({Role.leader, Role.officer, Role.admin} & scope.roles):
-        raise NotPermitted("only officers, leaders and admins report plan progress", code="role_not_permitted")
+    policy.require_role(scope, Role.leader, Role.officer, Role.admin, doing="report plan progress")
     p = await get_plan(session, plan_id, for_update=True)
     if p.status != "active":
         raise Conflict(f"the plan is {p.status}", code="plan_closed")
@@ -189,8 +184,7 @@ def supervision_public(s: Supervision) -> SupervisionPublic:
 
 async def create_supervision(session: AsyncSession, *, scope: Scope, data: SupervisionCreate) -> Supervision:
     """A higher bureau supervises one below it: findings, a correction deadline, accountable people."""
-    if scope.principal_type != "user" or not ({Role.leader, Role.officer} & scope.roles):
-        raise NotPermitted("only leaders and officers supervise", code="role_not_permitted")
+    policy.require_role(scope, Role.leader, Role.officer, doing="supervise")
     scope.require_region(data.region_code)
     if data.region_code == scope.region_code:
         raise Unprocessable("a bureau supervises the bureaus below it, not itself", code="not_a_lower_bureau")
@@ -214,8 +208,7 @@ async def supervision_action(session: AsyncSession, *, scope: Scope, sid: uuid.U
     (corrected → closed); reopen: the supervising bureau (corrected → open, the correction falls short)."""
     s = await get_supervision(session, sid, for_update=True)
     check_version(s.version, expected_version, current_body=supervision_public(s).model_dump(mode="json"))
-    if scope.principal_type != "user" or not ({Role.leader, Role.officer} & scope.roles):
-        raise NotPermitted("only leaders and officers act on a supervision", code="role_not_permitted")
+    policy.require_role(scope, Role.leader, Role.officer, doing="act on a supervision")
     before = supervision_public(s).model_dump(mode="json")
     now = utcnow()
     if action == "report_correction":

@@ -34,7 +34,7 @@ from app.models.recall import (
     _check_units,
 )
 from app.scope import Scope, get_visible
-from app.services import audit, reference
+from app.services import audit, reference, versioned
 from app.services import license as license_service
 
 ACTIVE = (RecallStatus.open, RecallStatus.overdue)
@@ -114,15 +114,12 @@ def _require_writer(scope: Scope) -> None:
 
 async def create(session: AsyncSession, *, scope: Scope, data: RecallCreate) -> tuple[Recall, bool]:
     _require_writer(scope)
-    if data.id is not None:
-        existing = (await session.execute(select(Recall).where(Recall.id == data.id)
-                                          .execution_options(unscoped=True))).scalar_one_or_none()
-        if existing is not None:
-            same = (existing.enterprise_id, existing.product, existing.units_sold) == (
-                data.enterprise_id, data.product, data.units_sold)
-            if same and scope.contains(existing.region_code):
-                return existing, False
-            raise Conflict(f"recall {data.id} already exists with other content", code="id_conflict")
+    existing = await versioned.replayed(
+        session, Recall, data.id, scope=scope, what="recall",
+        same=lambda r: (r.enterprise_id, r.product, r.units_sold) == (data.enterprise_id, data.product,
+                                                                      data.units_sold))
+    if existing is not None:
+        return existing, False
     enterprise = await get_visible(session, Enterprise, data.enterprise_id, what="enterprise")
     if data.case_id is not None:
         case = await get_visible(session, PenaltyCase, data.case_id, what="case")

@@ -9,15 +9,15 @@ import calendar
 import csv
 import io
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from openpyxl import Workbook
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app import policy
 from app.concurrency import check_version
 from app.config import get_settings
 from app.errors import Conflict, InvalidTransition, NotPermitted, Unprocessable
@@ -28,6 +28,7 @@ from app.scope import Scope, get_visible
 from app.services import audit
 from app.services import campaign as campaign_service
 from app.services.license import CHINA_TZ as CST
+from app.services.license import start_of_day
 
 # the tallies of DOMAIN.md §9, in the order and with the labels of the exports
 FIGURES: tuple[tuple[str, str], ...] = (
@@ -109,13 +110,9 @@ def period_of(period_end: date, kind: str) -> date:
     return period_end.replace(day=starts[period_end.day])
 
 
-def _instant(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=CST)
-
-
 def due_at(period_end: date) -> datetime:
     """Due by the end of the period's last day (China Standard Time) plus the configured grace."""
-    return _instant(period_end + timedelta(days=1 + get_settings().report_due_days))
+    return start_of_day(period_end + timedelta(days=1 + get_settings().report_due_days))
 
 
 def is_late(r: Report, now: datetime | None = None) -> bool:
@@ -134,7 +131,8 @@ def to_public(r: Report) -> ReportPublic:
 
 async def compute(session: AsyncSession, scope: Scope, region: str, start: date, end: date) -> dict[str, Any]:
     """The period's tallies for the region, and the campaign's targets as the dashboard shows them now."""
-    row = (await session.execute(_PERIOD_SQL, {"start": _instant(start), "end": _instant(end + timedelta(days=1)),
+    row = (await session.execute(_PERIOD_SQL, {"start": start_of_day(start),
+                                               "end": start_of_day(end + timedelta(days=1)),
                                                "pattern": prefix_of(region) + "%"})).mappings().one()
     counts: dict[str, Any] = {}
     for key, _label in FIGURES:
@@ -149,13 +147,8 @@ async def compute(session: AsyncSession, scope: Scope, region: str, start: date,
     return {"counts": counts, "targets": targets, "campaign_id": str(c) if c else None}
 
 
-def _require_staff(scope: Scope, *roles: Role) -> None:
-    if scope.principal_type != "user" or not (set(roles) & scope.roles):
-        raise NotPermitted(f"this needs the role {' or '.join(sorted(roles))}", code="role_not_permitted")
-
-
 async def create(session: AsyncSession, *, scope: Scope, data: ReportCreate) -> Report:
-    _require_staff(scope, Role.officer, Role.leader)
+    policy.require_role(scope, Role.officer, Role.leader, doing="draft, edit and submit reports")
     region = data.region_code or scope.region_code
     if region != scope.region_code:
         raise NotPermitted("a bureau drafts its own report (region_code is your bureau's)", code="not_your_bureau")
@@ -170,12 +163,8 @@ async def create(session: AsyncSession, *, scope: Scope, data: ReportCreate) -> 
     r = Report(region_code=region, kind=data.kind, period_start=start, period_end=data.period_end,
                figures=await compute(session, scope, region, start, data.period_end), due_at=due_at(data.period_end),
                created_by=scope.principal_id)
-    try:
-        async with session.begin_nested():  # a concurrent draft of the same period wins; this one is told so
-            session.add(r)
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("a report exists for this bureau and period", code="report_exists") from exc
+    session.add(r)
+    await session.flush()  # a concurrent draft of the same period: 409 report_exists (app/routing.py)
     await audit.record(session, action="report.create", entity_type="report", entity_id=str(r.id),
                        region_code=r.region_code, after=to_public(r).model_dump(mode="json"))
     return r
@@ -198,7 +187,7 @@ async def update_notes(session: AsyncSession, *, scope: Scope, report_id: uuid.U
                        expected_version: int) -> Report:
     r = await get(session, report_id=report_id, for_update=True)
     check_version(r.version, expected_version, current_body=to_public(r).model_dump(mode="json"))
-    _require_staff(scope, Role.officer, Role.leader)
+    policy.require_role(scope, Role.officer, Role.leader, doing="draft, edit and submit reports")
     if scope.region_code != r.region_code:
         raise NotPermitted("only the reporting bureau edits its report", code="not_your_bureau")
     if r.status is ReportStatus.approved:
@@ -217,14 +206,14 @@ async def act(session: AsyncSession, *, scope: Scope, report_id: uuid.UUID, acti
     before = to_public(r).model_dump(mode="json")
     now = utcnow()
     if action == "submit":
-        _require_staff(scope, Role.officer, Role.leader)
+        policy.require_role(scope, Role.officer, Role.leader, doing="draft, edit and submit reports")
         if scope.region_code != r.region_code:
             raise NotPermitted("only the reporting bureau submits its report", code="not_your_bureau")
         if r.status is not ReportStatus.draft:
             raise InvalidTransition(f"a {r.status.value} report cannot be submitted")
         r.status, r.submitted_at, r.returned_comment = ReportStatus.submitted, now, None
     else:
-        _require_staff(scope, Role.leader)
+        policy.require_role(scope, Role.leader, doing="approve or return reports")
         above = scope.region_code != r.region_code and r.region_code.startswith(scope.prefix)
         if not (above or (r.region_code == NATIONAL_CODE and scope.is_national)):
             raise NotPermitted("a leader of a bureau above the reporting one approves or returns it",

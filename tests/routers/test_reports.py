@@ -4,6 +4,7 @@ each bureau's on-time rate; XLSX and CSV exports read back."""
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import csv
 import io
@@ -212,3 +213,14 @@ async def test_a_returned_report_is_no_longer_counted_as_submitted(client, burea
     rows = {x["region_code"]: x for x in (await client.get(f"{URL}/oversight", params={"period_end": past.isoformat()},
                                                            headers=bearer(bureau["prov_leader"]))).json()}
     assert rows[HANGZHOU]["status"] == "draft" and rows[HANGZHOU]["on_time_rate"] == 0.0
+
+
+async def test_two_drafts_of_one_period_at_once_give_one_report_and_a_409(live_client):
+    from tests.conftest import ADMIN_PASSWORD, login
+
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    officer = await user_token(live_client, admin, username="race.o", region_code=XIHU, roles=["officer"])
+    end = period_end_of(datetime.now(CHINA_TZ).date())
+    results = await asyncio.gather(*(create_report(live_client, officer, end) for _ in range(2)))
+    assert sorted(r.status_code for r in results) == [201, 409]
+    assert_problem(next(r for r in results if r.status_code == 409), 409, "report_exists")
