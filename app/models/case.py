@@ -88,8 +88,6 @@ class PenaltyCase(RegionOwned, SQLModel, table=True):
     facts: str | None = None
     possibly_criminal: bool = False
     criminal_reason: str | None = None
-    goods_under_seal: int = 0
-    premises_closed: int = 0
     decision: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     awaiting_bureau: str | None = Field(default=None, max_length=6)
     transfer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app import policy
-from app.concurrency import check_version
+from app.concurrency import ANY_VERSION, check_version
 from app.config import Settings, get_settings
 from app.errors import NotPermitted, Unprocessable
 from app.models.case import (
@@ -26,6 +26,7 @@ from app.models.case import (
     CaseStatus,
     InboxItem,
     MeasurePublic,
+    MeasureType,
     PenaltyCase,
 )
 from app.models.common import Role, utcnow
@@ -63,8 +64,10 @@ def to_public(c: PenaltyCase, *, measures: list[CaseMeasure] | None = None, allo
         id=c.id, enterprise_id=c.enterprise_id, inspection_id=c.inspection_id, region_code=c.region_code,
         bureau_code=c.bureau_code, kind=c.kind, source=c.source, facts=c.facts, status=c.status,
         possibly_criminal=c.possibly_criminal, criminal_reason=c.criminal_reason,
-        measures=[measure_public(m) for m in measures or []], goods_under_seal=c.goods_under_seal,
-        premises_closed=c.premises_closed,
+        measures=[measure_public(m) for m in measures or []],
+        goods_under_seal=sum(1 for m in measures or [] if m.type in GOODS_MEASURES and m.released_at is None),
+        premises_closed=sum(1 for m in measures or [] if m.type is MeasureType.close_premises
+                            and m.released_at is None),
         decision=c.decision, awaiting_bureau=c.awaiting_bureau, transfer=c.transfer,
         revocation_approval_seconds=c.revocation_approval_seconds, deadline=c.deadline,
         overdue=c.deadline is not None and c.deadline < now, allowed_actions=allowed or [], version=c.version,
@@ -154,8 +157,10 @@ async def get(session: AsyncSession, *, case_id: uuid.UUID, for_update: bool = F
 async def act(session: AsyncSession, *, scope: Scope, settings: Settings, case_id: uuid.UUID, action: str,
               body: Any, expected_version: int) -> PenaltyCase:
     case = await get(session, case_id=case_id, for_update=True)
-    check_version(case.version, expected_version,
-                  current_body=to_public(case).model_dump(mode="json", exclude={"measures", "allowed_actions"}))
+    if expected_version not in (ANY_VERSION, case.version):  # the 412 shows the server's copy
+        current = (await to_public_many(session, scope, [case]))[0]
+        check_version(case.version, expected_version,
+                      current_body=current.model_dump(mode="json", exclude={"allowed_actions"}))
     return await workflow.perform(session, scope=scope, settings=settings, case=case, action=action, body=body)
 
 

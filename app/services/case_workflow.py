@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -120,6 +120,8 @@ class Facts:
     """What a guard or authority rule needs beyond the case row (loaded once per case or page)."""
 
     open_escalations: set[str] = field(default_factory=set)  # bureaus with an unanswered question
+    goods_under_seal: int = 0  # seals and seizures not released
+    premises_closed: int = 0  # closures not released
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Ctx:
 
 
 Authority = Callable[[Scope, PenaltyCase, Facts], AppError | None]
-Guard = Callable[[PenaltyCase], AppError | None]
+Guard = Callable[[PenaltyCase, Facts], AppError | None]
 Effect = Callable[[Ctx], Awaitable[None]]
 
 
@@ -181,7 +183,7 @@ def answering(scope: Scope, case: PenaltyCase, facts: Facts) -> AppError | None:
     return NotPermitted("no question about this case waits for your bureau", code="no_open_escalation")
 
 
-def no_guard(case: PenaltyCase) -> AppError | None:
+def no_guard(case: PenaltyCase, facts: Facts) -> AppError | None:
     return None
 
 
@@ -191,7 +193,7 @@ def unexecuted(case: PenaltyCase) -> list[int]:
     return [i for i, p in enumerate(case.decision.get("penalties", [])) if not p.get("executed_at")]
 
 
-def closable(case: PenaltyCase) -> AppError | None:
+def closable(case: PenaltyCase, facts: Facts) -> AppError | None:
     """not possibly criminal; every approved penalty executed; no goods under seal, no premises closed"""
     if case.possibly_criminal:
         return Conflict("the case is flagged possibly criminal: it cannot be closed with administrative penalties "
@@ -201,22 +203,22 @@ def closable(case: PenaltyCase) -> AppError | None:
     if pending:
         return Conflict(f"approved penalties are not executed yet (indexes {pending}); record their execution first",
                         code="penalties_unexecuted", extra={"unexecuted": pending})
-    if case.goods_under_seal:
-        return Conflict(f"{case.goods_under_seal} seal or seizure of goods is not released yet",
+    if facts.goods_under_seal:
+        return Conflict(f"{facts.goods_under_seal} seal or seizure of goods is not released yet",
                         code="goods_under_seal")
-    if case.premises_closed:
+    if facts.premises_closed:
         return Conflict("the premises are still closed (查封); release the closure first", code="premises_closed")
     return None
 
 
-def not_yet_criminal(case: PenaltyCase) -> AppError | None:
+def not_yet_criminal(case: PenaltyCase, facts: Facts) -> AppError | None:
     """not already flagged"""
     if case.possibly_criminal:
         return Conflict("the case is already flagged possibly criminal", code="already_flagged")
     return None
 
 
-def executable(case: PenaltyCase) -> AppError | None:
+def executable(case: PenaltyCase, facts: Facts) -> AppError | None:
     """an approved penalty is unexecuted"""
     if not unexecuted(case):
         return Conflict("every approved penalty is already executed", code="nothing_to_execute")
@@ -248,10 +250,6 @@ async def _add_measure(ctx: Ctx) -> None:
         if target.released_at is not None:
             raise Conflict(f"measure {target.id} was already released", code="already_released")
         target.released_at = ctx.now
-        if target.type in GOODS_MEASURES:
-            case.goods_under_seal -= 1
-        elif target.type is MeasureType.close_premises:
-            case.premises_closed -= 1
     elif case.status is S.transferred:
         raise Unprocessable("a transferred case only releases its earlier measures", code="only_release_after_transfer")
     else:
@@ -260,10 +258,6 @@ async def _add_measure(ctx: Ctx) -> None:
         if b.type in GOODS_MEASURES and not b.items:
             raise Unprocessable("sealing or seizing goods lists them: items with name, quantity and unit",
                                 code="goods_not_itemised")
-        if b.type in GOODS_MEASURES:
-            case.goods_under_seal += 1
-        elif b.type is MeasureType.close_premises:
-            case.premises_closed += 1
     m = CaseMeasure(case_id=case.id, region_code=case.region_code, type=b.type, items=_items(b.items),
                     legal_basis=b.legal_basis, note=b.note, releases=b.releases, created_by=ctx.scope.principal_id,
                     created_at=ctx.now)
@@ -574,7 +568,7 @@ def refusal(rule: Rule, scope: Scope, case: PenaltyCase, facts: Facts) -> AppErr
     if scope.principal_type != "user" or not (set(scope.roles) & rule.roles):
         return NotPermitted(f"{rule.action} needs the role {' or '.join(sorted(rule.roles))}",
                             code="role_not_permitted")
-    return rule.authority(scope, case, facts) or rule.guard(case)
+    return rule.authority(scope, case, facts) or rule.guard(case, facts)
 
 
 def allowed(scope: Scope, case: PenaltyCase, facts: Facts) -> list[str]:
@@ -588,6 +582,16 @@ async def load_facts(session: AsyncSession, case_ids: list[uuid.UUID]) -> dict[u
             col(CaseEscalation.case_id).in_(case_ids), col(CaseEscalation.answered_at).is_(None)))
         for cid, bureau in rows:
             facts[cid].open_escalations.add(bureau)
+        in_force = await session.execute(
+            select(CaseMeasure.case_id, CaseMeasure.type, func.count()).where(
+                col(CaseMeasure.case_id).in_(case_ids), col(CaseMeasure.released_at).is_(None),
+                col(CaseMeasure.type).in_([*GOODS_MEASURES, MeasureType.close_premises]))
+            .group_by(col(CaseMeasure.case_id), col(CaseMeasure.type)))
+        for cid, kind, n in in_force:
+            if kind in GOODS_MEASURES:
+                facts[cid].goods_under_seal += n
+            else:
+                facts[cid].premises_closed += n
     return facts
 
 
@@ -598,7 +602,7 @@ def stage_deadline(settings: Settings, status: CaseStatus, entered: datetime) ->
 
 def snapshot(case: PenaltyCase) -> dict[str, Any]:
     return {"status": case.status.value, "possibly_criminal": case.possibly_criminal,
-            "awaiting_bureau": case.awaiting_bureau, "goods_under_seal": case.goods_under_seal,
+            "awaiting_bureau": case.awaiting_bureau,
             "decision": case.decision, "transfer": case.transfer, "version": case.version}
 
 
