@@ -107,6 +107,7 @@ class FeedPage(Page[FeedEvent]):
 
 
 @router.get("/api/v1/events", response_model=FeedPage, responses=problem_responses(401, 403, 422))
+@autocommit_reads
 async def event_feed(
     scope: ScopeDep, session: SessionDep,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous call")] = None,
@@ -114,7 +115,8 @@ async def event_feed(
     entity_type: Annotated[Literal[events_service.FEED_TYPES] | None, Query()] = None,  # type: ignore[valid-type]
 ) -> FeedPage:
     """Every change you may see (archives, licences, inspections, cases, 通报, bad records), in commit
-    order. Store `next_cursor` and call again with it to resume; it is returned even when nothing is
+    order, once the background sealer has chained it (within a few seconds of the commit).
+    Store `next_cursor` and call again with it to resume; it is returned even when nothing is
     new, so polling with it never skips or repeats a change. Each event's `id` is stable and is the
     `X-Event-Id` of the webhook delivery of the same change. Machine clients need the scope
     `events:read`."""

@@ -1,6 +1,7 @@
 """The pull feed: every change a caller may see, in commit order, resumable from a cursor.
 
-It is the audit log read forward: the chain sealer gives committed rows their ``seq`` in the order
+It is the audit log read forward, a pure read: the chain sealer (the background job, every
+``APP_BACKGROUND_INTERVAL_SECONDS``) gives committed rows their ``seq`` in the order
 they became visible, so a reader that resumes after ``seq`` N never misses a change that committed
 later with a smaller row id. The event ``id`` is the audit row's id, the same id a webhook delivery
 carries in ``X-Event-Id``. Accounts and credentials (users, service accounts, webhooks) are not in it.
@@ -19,7 +20,6 @@ from app.errors import Unprocessable
 from app.models.audit import AuditEvent
 from app.models.integration import FeedEvent
 from app.scope import Scope
-from app.services import audit
 
 # each kind of change, and the scope a machine client needs to see it
 FEED_SCOPES = {"enterprise": "enterprises:read", "license": "enterprises:read", "key_region": "enterprises:read",
@@ -47,7 +47,6 @@ async def feed(session: AsyncSession, *, scope: Scope, cursor: str | None, limit
                entity_type: str | None) -> tuple[list[FeedEvent], str]:
     policy.require(policy.has_scope(scope, "events:read"), code="scope_missing")
     after = decode_cursor(cursor) if cursor else 0
-    await audit.seal(session)  # chain what has committed so far, so the feed is current (a try-lock: never waits)
     stmt = select(AuditEvent).where(col(AuditEvent.seq).is_not(None), col(AuditEvent.seq) > after,
                                     col(AuditEvent.entity_type).in_(FEED_TYPES))
     if entity_type is not None:

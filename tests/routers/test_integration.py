@@ -17,12 +17,20 @@ from sqlalchemy import text
 from app.config import get_settings
 from app.deps import settings_dep
 from app.routers import public
+from app.services import audit
 from app.workers import delivery
 from tests.conftest import assert_problem, bearer
 from tests.routers.case_data import FINE, Bureaus, act, make_bureaus, ok, scalar, timeline, to_decided
 from tests.routers.test_inspections import XIHU, ZHEJIANG
 
 SA_URL = "/api/v1/service-accounts"
+
+
+async def sealed(sessionmaker: Any) -> None:
+    """What the background sealer does every few seconds: the feed shows committed changes once chained."""
+    async with sessionmaker() as session:
+        await audit.seal(session)
+        await session.commit()
 
 
 @pytest.fixture
@@ -173,6 +181,7 @@ async def test_a_receiver_that_fails_twice_then_succeeds_gets_the_notification_e
     n = (await client.get("/api/v1/notifications", headers=bearer(market))).json()["items"][0]
     assert n["status"] == "delivered" and n["attempts"] == 3 and n["delivered_at"]
     # the same id is the change's id in the pull feed
+    await sealed(sessionmaker)
     feed = (await client.get("/api/v1/events", params={"entity_type": "notification"},
                              headers=bearer(market))).json()["items"]
     assert [str(e["id"]) for e in feed] == [event_id]
@@ -217,8 +226,9 @@ async def test_webhooks_are_for_machine_clients_and_can_be_ended(client, b, mark
 
 # --- the pull feed ------------------------------------------------------------------------------
 
-async def test_the_feed_is_in_commit_order_and_resumes_from_its_cursor(client, b):
+async def test_the_feed_is_in_commit_order_and_resumes_from_its_cursor(client, b, sessionmaker):
     case = await to_decided(client, b)
+    await sealed(sessionmaker)
     r = await client.get("/api/v1/events", params={"entity_type": "penalty_case"}, headers=bearer(b.nat_leader))
     assert r.status_code == 200, r.text
     first = r.json()
@@ -231,6 +241,7 @@ async def test_the_feed_is_in_commit_order_and_resumes_from_its_cursor(client, b
                               headers=bearer(b.nat_leader))).json()
     assert again["items"] == [] and again["next_cursor"] == first["next_cursor"]
     await ok(client, b.inspector, case, "record_execution")
+    await sealed(sessionmaker)
     new = (await client.get("/api/v1/events", params={"entity_type": "penalty_case", "cursor": first["next_cursor"]},
                             headers=bearer(b.nat_leader))).json()
     assert [e["type"] for e in new["items"]] == ["penalty_case.record_execution"]
@@ -248,8 +259,10 @@ async def test_a_foreign_feed_cursor_is_422(client, b, cursor):
                    "invalid_cursor")
 
 
-async def test_machine_clients_need_events_read_and_see_their_agency_only(client, admin_token, b, market, bank):
+async def test_machine_clients_need_events_read_and_see_their_agency_only(client, admin_token, b, market, bank,
+                                                                          sessionmaker):
     await to_decided(client, b)
+    await sealed(sessionmaker)
     assert_problem(await client.get("/api/v1/events", headers=bearer(bank)), 403, "scope_missing")
     feed = (await client.get("/api/v1/events", params={"entity_type": "notification"},
                              headers=bearer(market))).json()["items"]
@@ -314,11 +327,13 @@ async def test_a_stale_if_match_on_an_action_changes_nothing(client, b, connecti
 
 # --- review mends -------------------------------------------------------------------------------
 
-async def test_machine_clients_read_cases_and_feed_kinds_only_with_their_scopes(client, b, market, bank):
+async def test_machine_clients_read_cases_and_feed_kinds_only_with_their_scopes(client, b, market, bank,
+                                                                                   sessionmaker):
     case = await to_decided(client, b)
     assert (await client.get(f"/api/v1/cases/{case['id']}", headers=bearer(market))).status_code == 200
     for path in (f"/api/v1/cases/{case['id']}", f"/api/v1/cases/{case['id']}/timeline", "/api/v1/cases"):
         assert_problem(await client.get(path, headers=bearer(bank)), 403, "scope_missing")
+    await sealed(sessionmaker)
     kinds = {e["entity_type"] for e in (await client.get("/api/v1/events", params={"limit": 1000},
                                                          headers=bearer(market))).json()["items"]}
     assert kinds == {"penalty_case", "notification"}  # no enterprises:read, no inspections:read
@@ -404,7 +419,7 @@ async def test_a_notice_addressed_to_one_agency_system_reaches_only_that_system(
     assert hosts == ["zj.example"] and sub_market["secret"] and other_sa["id"]
 
 
-async def test_machine_clients_see_bureaus_not_staff_names(client, b, market):
+async def test_machine_clients_see_bureaus_not_staff_names(client, b, market, sessionmaker):
     case = await to_decided(client, b)
     seen = (await client.get(f"/api/v1/cases/{case['id']}", headers=bearer(market))).json()
     assert "proposed_by" not in seen["decision"] and all("by" not in a for a in seen["decision"]["approvals"])
@@ -413,6 +428,7 @@ async def test_machine_clients_see_bureaus_not_staff_names(client, b, market):
     assert staff["decision"]["proposed_by"] == "xh.off"
     timeline = (await client.get(f"/api/v1/cases/{case['id']}/timeline", headers=bearer(market))).json()["items"]
     assert {e["actor"] for e in timeline} == {XIHU}
+    await sealed(sessionmaker)
     feed = (await client.get("/api/v1/events", params={"entity_type": "penalty_case"},
                              headers=bearer(market))).json()["items"]
     assert feed and all("proposed_by" not in (e["data"].get("decision") or {}) for e in feed)
