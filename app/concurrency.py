@@ -34,6 +34,7 @@ async def _if_match(
     return int(m.group(1))
 
 
+if_match_dependency = _if_match  # what app/routing.py checks every PATCH and action for
 IfMatchDep = Annotated[int, Depends(_if_match)]
 ANY_VERSION = -1  # If-Match: *
 

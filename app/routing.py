@@ -3,6 +3,8 @@ sent, database constraint errors turned into problems, and Idempotency-Key handl
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -12,6 +14,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from app.concurrency import if_match_dependency
 from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
 from app.services import idempotency
 
@@ -85,9 +88,28 @@ def autocommit_reads(endpoint: Any) -> Any:
     return endpoint
 
 
+def needs_if_match(route: APIRoute) -> bool:
+    """Changes of versioned resources: every PATCH and every workflow action."""
+    return "PATCH" in (route.methods or set()) or "/actions/" in route.path
+
+
+def _depends_on(endpoint: Any, dependency: Any) -> bool:
+    """The endpoint takes a parameter whose Annotated metadata is ``Depends(dependency)``."""
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    for name in inspect.signature(endpoint).parameters:
+        for meta in typing.get_args(hints.get(name, None))[1:]:
+            if getattr(meta, "dependency", None) is dependency:
+                return True
+    return False
+
+
 class AppRoute(APIRoute):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if needs_if_match(self) and not _depends_on(self.endpoint, if_match_dependency):
+            # optimistic concurrency cannot be forgotten: a new PATCH or action without it does not start
+            raise TypeError(f"{sorted(self.methods or [])} {self.path} changes a versioned resource: it must "
+                            "take `if_match: IfMatchDep` (app/concurrency.py)")
         if is_idempotent_create(self):
             extra = dict(self.openapi_extra or {})
             params = list(extra.get("parameters", []))

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.concurrency import IfMatchDep
+from app.routers import secured_router
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "code")
@@ -280,3 +282,19 @@ async def test_unique_violation_caught_only_by_the_database_is_a_409_problem(liv
     assert names == ["rival"]
     assert audit_rows == 0
     assert stored_keys == 0
+
+
+def test_a_patch_or_action_route_without_if_match_cannot_be_declared():
+    """Optimistic concurrency is not left to each new route: the route class refuses one without it."""
+    router = secured_router(machine_scope=None)
+
+    async def careless(thing_id: str) -> dict[str, str]:
+        return {}
+
+    async def careful(thing_id: str, if_match: IfMatchDep) -> dict[str, str]:
+        return {}
+
+    for path, method in (("/things/{thing_id}", "PATCH"), ("/things/{thing_id}/actions/close", "POST")):
+        with pytest.raises(TypeError, match="IfMatchDep"):
+            router.add_api_route(path, careless, methods=[method])
+        router.add_api_route(path, careful, methods=[method])  # accepted
