@@ -93,12 +93,6 @@ async def to_public_many(session: AsyncSession, scope: Scope, cases: list[Penalt
     return views
 
 
-def _snapshot(c: PenaltyCase) -> dict[str, Any]:
-    return {"enterprise_id": str(c.enterprise_id), "inspection_id": str(c.inspection_id) if c.inspection_id else None,
-            "kind": c.kind.value, "bureau_code": c.bureau_code, "status": c.status.value, "source": c.source,
-            "version": c.version}
-
-
 async def _file(session: AsyncSession, scope: Scope, settings: Settings | None, case: PenaltyCase,
                 cause: str) -> PenaltyCase:
     now = utcnow()
@@ -109,7 +103,7 @@ async def _file(session: AsyncSession, scope: Scope, settings: Settings | None, 
     await workflow.record_event(session, scope, case, action="register", from_status=None,
                                 detail={"kind": case.kind.value, "source": case.source, "cause": cause}, at=now)
     await audit.record(session, action="penalty_case.create", entity_type="penalty_case", entity_id=str(case.id),
-                       region_code=case.region_code, after=_snapshot(case) | {"opened_from": cause})
+                       region_code=case.region_code, after=workflow.snapshot(case) | {"opened_from": cause})
     return case
 
 

@@ -601,9 +601,13 @@ def stage_deadline(settings: Settings, status: CaseStatus, entered: datetime) ->
 
 
 def snapshot(case: PenaltyCase) -> dict[str, Any]:
-    return {"status": case.status.value, "possibly_criminal": case.possibly_criminal,
-            "awaiting_bureau": case.awaiting_bureau,
-            "decision": case.decision, "transfer": case.transfer, "version": case.version}
+    """A case as its audit rows record it (filing and every action)."""
+    return {"enterprise_id": str(case.enterprise_id),
+            "inspection_id": str(case.inspection_id) if case.inspection_id else None,
+            "kind": case.kind.value, "bureau_code": case.bureau_code, "source": case.source,
+            "status": case.status.value, "possibly_criminal": case.possibly_criminal,
+            "awaiting_bureau": case.awaiting_bureau, "decision": case.decision, "transfer": case.transfer,
+            "version": case.version}
 
 
 async def record_event(session: AsyncSession, scope: Scope, case: PenaltyCase, *, action: str,
