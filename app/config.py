@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     jwt_issuer: str = "pqs-regulator"
     jwt_audience: str = "pqs-regulator-api"
     access_token_ttl_seconds: int = 900
+    principal_cache_seconds: float = Field(
+        default=300.0, ge=0, description="how long a resolved access token is served from memory at most "
+                                         "(app/principals.py; changes to users, service accounts and revoked "
+                                         "tokens empty the cache at once); 0 turns the cache off")
     refresh_token_ttl_seconds: int = 14 * 24 * 3600
 
     login_slowdown_after: int = 3

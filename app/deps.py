@@ -12,6 +12,7 @@ from app import policy
 from app import scope as scope_mod
 from app.config import Settings, get_settings
 from app.errors import Unauthenticated
+from app.principals import PrincipalCache
 from app.scope import Scope
 from app.security import TokenClaims, TokenError, decode_token
 from app.services import auth as auth_service
@@ -58,9 +59,18 @@ async def optional_access_claims(token: Annotated[str | None, Depends(oauth2_sch
 
 
 async def current_scope(
-    request: Request, session: SessionDep, claims: Annotated[TokenClaims, Depends(access_claims)]
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep
 ) -> Scope:
-    scope = await auth_service.load_principal(session, claims)
+    """The caller: from the principal cache (app/principals.py) when it knows the token, otherwise
+    the token is verified and the principal loaded from the database (and cached)."""
+    session: AsyncSession = request.state.session
+    cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
+    scope = cache.get(token, settings) if cache is not None and token else None
+    if scope is None:
+        claims = await access_claims(token, settings)
+        scope = await auth_service.load_principal(session, claims)
+        if cache is not None and token:
+            cache.put(token, settings, exp=claims.exp.timestamp(), scope=scope)
     scope_mod.attach(session.sync_session, scope)
     request.state.scope = scope
     return scope

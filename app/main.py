@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -15,11 +16,13 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, read_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.migrations import head_revision
+from app.principals import PrincipalCache
 from app.routers import (
     archive,
     audit,
@@ -76,6 +79,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = read_sessionmaker(app.state.sessionmaker)
     tasks = []
+    connect = listen_connector(app.state.sessionmaker)
+    if connect is not None:
+        tasks.append(asyncio.create_task(app.state.principal_cache.listen(connect)))
     if settings.run_background_jobs:
         tasks.append(asyncio.create_task(jobs.run_forever(app.state.sessionmaker,
                                                           settings.background_interval_seconds)))
@@ -92,6 +98,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await engine.dispose()
 
 
+def listen_connector(sessionmaker: Any) -> Callable[[], Awaitable[Any]] | None:
+    """A function opening a dedicated asyncpg connection to the sessions' database (for LISTEN), or
+    None when the sessions are not bound to an engine."""
+    bind = getattr(sessionmaker, "kw", {}).get("bind")
+    engine = bind if isinstance(bind, AsyncEngine) else getattr(bind, "engine", None)
+    if engine is None:
+        return None
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+
+    async def connect() -> Any:
+        return await asyncpg.connect(**kwargs, server_settings={"application_name": "pqs-regulator-listen"})
+
+    return connect
+
+
 def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPIOffline(
@@ -106,6 +127,7 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.sessionmaker = sessionmaker
     app.state.read_sessionmaker = read_sessionmaker(sessionmaker) if sessionmaker is not None else None
     app.state.migration_head = head_revision()
+    app.state.principal_cache = PrincipalCache(max_age_seconds=settings.principal_cache_seconds)
     install_error_handlers(app)
     for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, cases,
                    integration, recalls, campaigns, reports,

@@ -4,6 +4,7 @@ built by Alembic once per run, each test inside an outer transaction that is rol
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from sqlalchemy.pool import NullPool
 from app import security
 from app.config import PROJECT_ROOT, get_settings
 from app.db import asyncpg_url, create_database_if_missing, drop_database, make_engine, start_embedded_postgres
-from app.main import create_app
+from app.main import create_app, listen_connector
 from app.migrations import upgrade
 from app.services import reference
 from app.services import user as user_service
@@ -93,10 +94,24 @@ def sessionmaker(connection: AsyncConnection) -> async_sessionmaker[AsyncSession
 
 
 @pytest.fixture(scope="session")
-def shared_app() -> Any:
+async def shared_app(engine: AsyncEngine) -> AsyncIterator[Any]:
     """One app for the whole run: FastAPI analyses every route's dependencies on an app's first request
-    (over half a second with this many routes), so building an app per test would pay that each time."""
-    return create_app(get_settings())
+    (over half a second with this many routes), so building an app per test would pay that each time.
+    Its principal cache runs as in production (LISTEN included), so every test that changes a user,
+    a service account or a revoked token also checks that the change empties it."""
+    app = create_app(get_settings())
+    listener = asyncio.create_task(app.state.principal_cache.listen(listen_connector(async_sessionmaker(engine))))
+    for _ in range(500):
+        if app.state.principal_cache.active:
+            break
+        await asyncio.sleep(0.01)
+    assert app.state.principal_cache.active, "the principal cache's LISTEN connection did not come up"
+    try:
+        yield app
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
 
 
 @pytest.fixture
@@ -107,6 +122,7 @@ async def app(sessionmaker: async_sessionmaker[AsyncSession], shared_app: Any) -
         await session.commit()
     shared_app.state.sessionmaker = sessionmaker
     shared_app.state.read_sessionmaker = sessionmaker
+    shared_app.state.principal_cache.clear()
     try:
         yield shared_app
     finally:

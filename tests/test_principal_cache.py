@@ -1,0 +1,132 @@
+"""The principal cache (app/principals.py): a token's caller is served from memory, and every change
+that could alter the answer empties it, whether made through the API, by another process or by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from app.main import listen_connector
+from app.principals import PrincipalCache
+from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
+
+
+def libpq(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture
+async def listening(live_app: Any) -> AsyncIterator[PrincipalCache]:
+    """The live app's cache with its LISTEN connection up, as the lifespan starts it in a worker."""
+    cache: PrincipalCache = live_app.state.principal_cache
+    task = asyncio.create_task(cache.listen(listen_connector(live_app.state.sessionmaker), retry_seconds=0.05))
+    await until(lambda: cache.active)
+    try:
+        yield cache
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(condition: Any, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")
+
+
+async def me(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.get("/api/v1/me", headers=bearer(token))
+
+
+async def test_a_token_is_resolved_once_then_served_from_memory(live_client, listening):
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    token = await user_token(live_client, admin, username="cached.one", region_code="330106", roles=["inspector"])
+    assert (await me(live_client, token)).status_code == 200
+    hits = listening.hits
+    r = await me(live_client, token)
+    assert r.status_code == 200 and r.json()["username"] == "cached.one"
+    assert listening.hits == hits + 1
+
+
+async def test_a_change_committed_by_another_process_reaches_the_cache(live_client, listening, database_url):
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    token = await user_token(live_client, admin, username="cached.two", region_code="330106", roles=["inspector"])
+    assert (await me(live_client, token)).json()["region_code"] == "330106"
+    assert (await me(live_client, token)).status_code == 200  # now cached
+    clears = listening.clears
+    conn = await asyncpg.connect(libpq(database_url))
+    try:  # an administrator moves the officer to another county by hand, outside the service
+        await conn.execute("UPDATE app_user SET region_code = '330108' WHERE username = 'cached.two'")
+    finally:
+        await conn.close()
+    await until(lambda: listening.clears > clears)
+    assert (await me(live_client, token)).json()["region_code"] == "330108"
+    conn = await asyncpg.connect(libpq(database_url))
+    try:
+        await conn.execute("UPDATE app_user SET active = false WHERE username = 'cached.two'")
+    finally:
+        await conn.close()
+    await until(lambda: listening.clears > clears + 1)
+    assert_problem(await me(live_client, token), 401, "invalid_token")
+
+
+async def test_a_change_through_the_api_applies_to_the_very_next_request(live_client, listening):
+    """The in-process hook empties the cache at commit, before the response is sent: no notification
+    delay for the caller who made the change."""
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    token = await user_token(live_client, admin, username="cached.three", region_code="330106", roles=["inspector"])
+    uid = (await me(live_client, token)).json()["id"]
+    await me(live_client, token)
+    r = await live_client.get(f"/api/v1/users/{uid}", headers=bearer(admin))
+    r = await live_client.patch(f"/api/v1/users/{uid}", headers={**bearer(admin), "If-Match": r.headers["ETag"]},
+                                json={"active": False})
+    assert r.status_code == 200, r.text
+    assert_problem(await me(live_client, token), 401, "invalid_token")
+
+
+async def test_without_its_listen_connection_the_cache_serves_nothing(live_client, listening, database_url):
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    token = await user_token(live_client, admin, username="cached.four", region_code="330106", roles=["inspector"])
+    await me(live_client, token)
+    conn = await asyncpg.connect(libpq(database_url))
+    try:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE application_name = 'pqs-regulator-listen'")
+        await until(lambda: not listening.active)
+        assert len(listening) == 0
+        hits = listening.hits
+        assert (await me(live_client, token)).status_code == 200  # resolved from the database
+        assert listening.hits == hits and len(listening) == 0
+        # the listener comes back by itself, and the cache with it
+        await until(lambda: listening.active)
+        await me(live_client, token)
+        assert (await me(live_client, token)).status_code == 200
+        assert listening.hits == hits + 1
+    finally:
+        await conn.close()
+
+
+async def test_a_retired_signing_key_stops_a_cached_token(live_app, live_client, listening):
+    from app.config import get_settings
+    from app.deps import settings_dep
+
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    assert (await me(live_client, admin)).status_code == 200
+    assert (await me(live_client, admin)).status_code == 200  # cached
+    settings = get_settings()
+    retired = settings.model_copy(update={"jwt_keys": '{"dev-2": "another-secret-of-at-least-32-bytes-xx"}',
+                                          "jwt_active_kid": "dev-2"})
+    live_app.dependency_overrides[settings_dep] = lambda: retired
+    try:
+        assert_problem(await me(live_client, admin), 401, "invalid_token")
+    finally:
+        live_app.dependency_overrides.pop(settings_dep, None)
