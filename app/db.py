@@ -158,3 +158,15 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
         except BaseException:
             await session.rollback()
             raise
+
+
+async def raw_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+    """Run ``sql`` ($1, $2, ... placeholders) straight on the asyncpg connection under the session, in
+    its transaction if one is open, and return asyncpg Records: for the few hot reads where the ORM's
+    per-statement cost would be most of the request. Such a statement states the caller's jurisdiction
+    itself (the scope's session filter sees ORM statements only). Database errors come back as asyncpg
+    exceptions; app.routing turns them into problems like the ORM's."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
+    return records

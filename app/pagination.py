@@ -56,7 +56,7 @@ def decode_cursor(cursor: str) -> str:
 _BAD_CURSOR = (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError)
 
 
-def _invalid_cursor() -> Unprocessable:
+def invalid_cursor() -> Unprocessable:
     return Unprocessable("cursor is not a cursor this service issued for this list", code="invalid_cursor")
 
 
@@ -73,7 +73,7 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams,
         try:
             page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
         except _BAD_CURSOR as exc:
-            raise _invalid_cursor() from exc
+            raise invalid_cursor() from exc
     else:
         # A client-made cursor may carry values of the wrong type for this list's sort key; the
         # savepoint keeps the request's transaction usable when the database rejects them.
@@ -81,7 +81,7 @@ async def paginate(session: AsyncSession, stmt: Select[Any], params: PageParams,
             async with session.begin_nested():
                 page = await select_page(session, stmt, per_page=params.limit, page=bookmark)
         except _BAD_CURSOR as exc:
-            raise _invalid_cursor() from exc
+            raise invalid_cursor() from exc
     items = [tuple(row) for row in page] if rows else [row[0] for row in page]
     nxt = encode_cursor(page.paging.bookmark_next) if page.paging.has_next else None
     return items, nxt

@@ -43,11 +43,16 @@ _CONSTRAINTS: dict[str, tuple[type[AppError], str, str]] = {
 }
 
 
-def db_error_to_problem(exc: DBAPIError) -> AppError:
-    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None),
-                                                                "sqlstate", None)
+DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.exceptions.DataError)
+
+
+def db_error_to_problem(exc: Exception) -> AppError:
+    """The problem for a database error: one raised through SQLAlchemy (a DBAPIError) or straight by
+    asyncpg (app.db.raw_fetch)."""
+    driver = getattr(getattr(exc, "orig", None), "__cause__", None) if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(driver, "sqlstate", None)
     cls, code, detail = _PG_CODES.get(str(sqlstate), (None, None, None))
-    if cls is None and isinstance(getattr(exc.orig, "__cause__", None), asyncpg.exceptions.DataError):
+    if cls is None and isinstance(driver, asyncpg.exceptions.DataError):
         # the driver refused to encode a value (a date beyond what the database stores, ...)
         cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
     if cls is None and str(sqlstate).startswith("22"):  # data exceptions: NUL bytes, out of range, bad encoding
@@ -59,7 +64,7 @@ def db_error_to_problem(exc: DBAPIError) -> AppError:
         if isinstance(exc, IntegrityError):
             return Conflict("The change conflicts with stored data", code="integrity_error")
         raise exc
-    constraint = getattr(getattr(exc.orig, "__cause__", None), "constraint_name", None)
+    constraint = getattr(driver, "constraint_name", None)
     if constraint in _CONSTRAINTS:
         cls, code, detail = _CONSTRAINTS[constraint]
         return cls(detail, code=code)
@@ -147,7 +152,7 @@ class AppRoute(APIRoute):
                     else:
                         await session.rollback()
                     raise
-                except DBAPIError as exc:
+                except DRIVER_ERRORS as exc:
                     await session.rollback()
                     raise db_error_to_problem(exc) from exc
                 except PoolTimeoutError as exc:

@@ -12,7 +12,7 @@ from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
 from app.models.common import RegionCode
 from app.models.enterprise import EnterpriseCreate, EnterprisePublic, EnterpriseSize, EnterpriseUpdate
-from app.pagination import Page, PageDep, paginate
+from app.pagination import Page, PageDep
 from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import enterprise as enterprise_service
@@ -46,12 +46,11 @@ async def list_enterprises(
     size: EnterpriseSize | None = None,
     q: Annotated[str | None, Query(min_length=2, max_length=100,
                                    description="name fragment (2+ characters) or uscc prefix (4+)")] = None,
-) -> Page[EnterprisePublic]:
-    """Producers inside your jurisdiction, newest first."""
-    stmt = await enterprise_service.list_query(session, scope=scope, region=region, category=category,
-                                               licensed=licensed, key=key, size=size, q=q)
-    items, nxt = await paginate(session, stmt, page)
-    return Page[EnterprisePublic](items=await enterprise_service.to_public_many(session, items), next_cursor=nxt)
+) -> Response:
+    """Producers inside your jurisdiction, newest first, each with its key-enterprise flags."""
+    body = await enterprise_service.list_page(session, scope=scope, region=region, category=category,
+                                              licensed=licensed, key=key, size=size, q=q, page=page)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{enterprise_id}", response_model=EnterprisePublic, responses=problem_responses(401, 404))

@@ -1,8 +1,9 @@
 """Focus lists (DOMAIN.md §3): key-enterprise flags computed from the records, plus manual flags.
 
-Each criterion has one SQL definition of its own (``criterion_condition``); the enterprise list's
-``key`` filter is built from them, and ``key_flags_for`` asks the same questions of a whole page in
-one grouped query per criterion (never one per enterprise), adding the figures for the reason.
+The computed criteria have ONE SQL definition, ``FACTS_LATERAL`` (the facts behind each criterion for
+one enterprise, with the figures its reason quotes): ``key_flags_for`` asks it of a page of ids in one
+query, the enterprise list joins it to its page for the flags and filters on it for ``?key=``
+(``KEY_EXPR``: a key enterprise is exactly one whose flags are not empty).
 
 Manual flags are a bureau's own judgement, shown beside the computed ones (``source: manual``).
 DELETE removes a manual flag only: a computed flag follows the records and goes away when they
@@ -11,18 +12,20 @@ change (a licence recorded, a later inspection finding the conditions met, ...).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnClause, ColumnElement, and_, exists, literal_column, or_, text
+from sqlalchemy import ColumnClause, literal_column
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
+from sqlmodel import select
 
 from app import scope as scope_mod
+from app.db import raw_fetch
 from app.errors import Conflict, NotFound
-from app.models.case import PenaltyCase
 from app.models.enterprise import (
     Enterprise,
     EnterpriseKeyFlag,
@@ -31,7 +34,6 @@ from app.models.enterprise import (
     KeyFlagPublic,
 )
 from app.models.focus import ManualKeyFlagPublic
-from app.models.inspection import Conclusion, Inspection, InspectionKind
 from app.scope import Scope
 from app.services import audit
 from app.services import enterprise as enterprise_service
@@ -49,130 +51,118 @@ def two_years_before(day: date) -> date:
         return day.replace(year=day.year - 2, day=28)
 
 
-def failed_spot_check() -> ColumnElement[bool]:
-    """An inspection row that is a spot check with at least one failed sample."""
-    return and_(col(Inspection.kind) == InspectionKind.spot_check,
-                col(Inspection.samples).contains([{"passed": False}]))
-
-
-def complaint_with_issues() -> ColumnElement[bool]:
-    return and_(col(Inspection.kind) == InspectionKind.complaint, col(Inspection.conclusion) == Conclusion.issues_found)
-
-
-def _conditions_ok() -> Any:
-    return Inspection.checks["conditions_met"]["ok"].astext
-
-
-def criterion_condition(criterion: KeyCriterion, day: date) -> ColumnElement[bool]:
-    """SQL condition on ``Enterprise``: it meets ``criterion`` from the records (manual flags aside)."""
-    eid = col(Enterprise.id)
-    if criterion is KeyCriterion.unlicensed:
-        return ~license_service.holds_valid_licence(eid, day)
-    if criterion is KeyCriterion.lowered_conditions:
-        latest = (select(_conditions_ok()).where(col(Inspection.enterprise_id) == eid)
-                  .order_by(col(Inspection.inspected_at).desc(), col(Inspection.id).desc()).limit(1)
-                  .correlate(Enterprise).scalar_subquery())
-        return latest == "false"
-    if criterion is KeyCriterion.spot_check_problems:
-        since = license_service.start_of_day(two_years_before(day))
-        return exists().where(col(Inspection.enterprise_id) == eid, failed_spot_check(),
-                              col(Inspection.inspected_at) >= since)
-    return or_(exists().where(col(PenaltyCase.enterprise_id) == eid),
-               exists().where(col(Inspection.enterprise_id) == eid, complaint_with_issues()))
-
-
-def key_condition() -> ColumnElement[bool]:
-    """SQL condition: the enterprise meets at least one key criterion or carries a manual flag, i.e.
-    exactly the enterprises whose ``key_flags`` are not empty."""
-    day = license_service.today()
-    manual = exists().where(col(EnterpriseKeyFlag.enterprise_id) == Enterprise.id)
-    return or_(*(criterion_condition(c, day) for c in KeyCriterion), manual)
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-# One round trip for a whole page: a LATERAL subquery per criterion and one for the manual flags.
-# It is plain SQL (the ORM's per-statement cost dominated the page), so it applies the caller's
-# jurisdiction itself: every table it reads is filtered by the same region prefix the scope uses.
-_PAGE_FLAGS = text("""
-SELECT ids.id,
-       NOT EXISTS (SELECT 1 FROM license l WHERE l.enterprise_id = ids.id AND l.region_code LIKE :pattern
-                   AND l.status = 'valid' AND l.expires_on >= :day) AS unlicensed,
+# The ONE definition of the computed criteria: a LATERAL subquery of the facts behind them for the
+# enterprise whose id is ``{eid}``, read through the caller's jurisdiction (``{pattern}``, the scope's
+# region prefix and '%', applied to every table it reads). ``key_flags_for`` asks it of a page of ids;
+# the enterprise list joins it after its LIMIT for the flags and, for ``?key=``, before it (KEY_EXPR).
+# It is plain SQL: the ORM's per-statement cost dominated a page.
+FACTS_LATERAL = """LEFT JOIN LATERAL (
+SELECT NOT EXISTS (SELECT 1 FROM license l WHERE l.enterprise_id = {eid} AND l.region_code LIKE {pattern}
+                   AND l.status = 'valid' AND l.expires_on >= {day}) AS unlicensed,
        lc.kind, lc.inspected_at, lc.ok, lc.note,
        sc.checks, sc.samples, pc.n AS cases, pc.last AS last_case, cp.n AS complaints, cp.last AS last_complaint,
        mf.flags
-FROM unnest(CAST(:ids AS uuid[])) AS ids(id)
+FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
   SELECT i.kind, i.inspected_at, i.checks->'conditions_met'->>'ok' AS ok, i.checks->'conditions_met'->>'note' AS note
-  FROM inspection i WHERE i.enterprise_id = ids.id AND i.region_code LIKE :pattern
+  FROM inspection i WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern}
   ORDER BY i.inspected_at DESC, i.id DESC LIMIT 1) lc ON true
 LEFT JOIN LATERAL (
   SELECT count(*) AS checks,
          sum(jsonb_array_length(jsonb_path_query_array(i.samples, '$[*] ? (@.passed == false)'))) AS samples
-  FROM inspection i WHERE i.enterprise_id = ids.id AND i.region_code LIKE :pattern AND i.kind = 'spot_check'
-   AND i.samples @> '[{"passed": false}]' AND i.inspected_at >= :since) sc ON true
+  FROM inspection i WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern} AND i.kind = 'spot_check'
+   AND i.samples @> '[{{"passed": false}}]' AND i.inspected_at >= {since}) sc ON true
 LEFT JOIN LATERAL (
   SELECT count(*) AS n, max(c.created_at) AS last FROM penalty_case c
-  WHERE c.enterprise_id = ids.id AND c.region_code LIKE :pattern) pc ON true
+  WHERE c.enterprise_id = {eid} AND c.region_code LIKE {pattern}) pc ON true
 LEFT JOIN LATERAL (
   SELECT count(*) AS n, max(i.inspected_at) AS last FROM inspection i
-  WHERE i.enterprise_id = ids.id AND i.region_code LIKE :pattern AND i.kind = 'complaint'
+  WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern} AND i.kind = 'complaint'
    AND i.conclusion = 'issues_found') cp ON true
 LEFT JOIN LATERAL (
   SELECT coalesce(jsonb_agg(jsonb_build_array(f.criterion, f.reason) ORDER BY f.criterion), '[]') AS flags
-  FROM enterprise_key_flag f WHERE f.enterprise_id = ids.id AND f.region_code LIKE :pattern) mf ON true
-""")
+  FROM enterprise_key_flag f WHERE f.enterprise_id = {eid} AND f.region_code LIKE {pattern}) mf ON true
+) {alias} ON true"""
+
+# A key enterprise is one with a computed or a manual flag: the facts of FACTS_LATERAL (as ``{alias}``).
+KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks > 0 OR {a}.cases > 0"
+            " OR {a}.complaints > 0 OR {a}.flags <> '[]'::jsonb)")
+
+# The flags' facts of a page of enterprises ($1, uuid[]), for a caller ($2 pattern, $3 day, $4 since): a
+# statement of its own, not joined to the page's, because its plan does not depend on the values and
+# PostgreSQL reuses it (a generic plan), where the joined statement was planned afresh every time.
+FLAGS_SQL = ("SELECT ids.id, f.* FROM unnest($1::uuid[]) AS ids(id) "  # noqa: S608 - constant fragments
+             + FACTS_LATERAL.format(eid="ids.id", pattern="$2", day="$3", since="$4", alias="f"))
+
+
+def facts_parameters(scope: Scope | None) -> dict[str, Any]:
+    """The values FACTS_LATERAL's placeholders take today for this caller."""
+    day = license_service.today()
+    return {"pattern": (scope.prefix if scope else "") + "%", "day": day,
+            "since": license_service.start_of_day(two_years_before(day))}
 
 
 def _local(at: datetime) -> str:
     return license_service.local_date(at).isoformat()
 
 
-def _auto_reasons(row: Any, since: date) -> dict[KeyCriterion, str]:
+def _auto_reasons(row: Mapping[Any, Any], since: date) -> dict[KeyCriterion, str]:
     reasons: dict[KeyCriterion, str] = {}
-    if row.unlicensed:
+    if row["unlicensed"]:
         reasons[KeyCriterion.unlicensed] = UNLICENSED_REASON
-    if row.ok == "false":
+    if row["ok"] == "false":
         reasons[KeyCriterion.lowered_conditions] = (
-            f"licensing conditions not met at the latest inspection ({row.kind} on {_local(row.inspected_at)})"
-            f"{': ' + row.note if row.note else ''}")
-    if row.checks:
+            f"licensing conditions not met at the latest inspection ({row['kind']} on {_local(row['inspected_at'])})"
+            f"{': ' + row['note'] if row['note'] else ''}")
+    if row["checks"]:
         reasons[KeyCriterion.spot_check_problems] = (
-            f"{_plural(int(row.samples or 0), 'failed spot-check sample')} in "
-            f"{_plural(int(row.checks), 'spot check')} since {since.isoformat()}")
+            f"{_plural(int(row['samples'] or 0), 'failed spot-check sample')} in "
+            f"{_plural(int(row['checks']), 'spot check')} since {since.isoformat()}")
     past = []
-    if row.cases:
-        past.append(f"{_plural(int(row.cases), 'penalty case')} (latest {_local(row.last_case)})")
-    if row.complaints:
-        past.append(f"{_plural(int(row.complaints), 'complaint')} with issues found "
-                    f"(latest {_local(row.last_complaint)})")
+    if row["cases"]:
+        past.append(f"{_plural(int(row['cases']), 'penalty case')} (latest {_local(row['last_case'])})")
+    if row["complaints"]:
+        past.append(f"{_plural(int(row['complaints']), 'complaint')} with issues found "
+                    f"(latest {_local(row['last_complaint'])})")
     if past:
         reasons[KeyCriterion.past_violations] = "; ".join(past)
     return reasons
 
 
+def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]]:
+    """The flags of one enterprise from its FACTS_LATERAL row: computed and manual, criterion by
+    criterion, each ``{criterion, reason, source}`` (the shape of KeyFlagPublic)."""
+    auto = _auto_reasons(row, since)
+    manual = row["flags"]
+    if isinstance(manual, str):  # jsonb as text, on a connection without the json codec
+        manual = json.loads(manual)
+    out: list[dict[str, str]] = []
+    for criterion in KeyCriterion:
+        if criterion in auto:
+            out.append({"criterion": criterion.value, "reason": auto[criterion], "source": "auto"})
+        out.extend({"criterion": c, "reason": r, "source": "manual"} for c, r in manual if c == criterion.value)
+    return out
+
+
+async def flags_of(session: AsyncSession, ids: list[uuid.UUID],
+                   scope: Scope | None) -> dict[uuid.UUID, list[dict[str, str]]]:
+    """The flags of each of ``ids`` with their reasons, computed and manual, in one statement."""
+    if not ids:
+        return {}
+    params = facts_parameters(scope)
+    rows = await raw_fetch(session, FLAGS_SQL, ids, params["pattern"], params["day"], params["since"])
+    since = params["since"].date()
+    return {row["id"]: flags_from_facts(row, since) for row in rows}
+
+
 async def key_flags_for(session: AsyncSession, enterprises: list[Enterprise]) -> dict[uuid.UUID, list[KeyFlagPublic]]:
-    """Flags of each enterprise of a page with their reasons, computed and manual, in one query."""
-    flags: dict[uuid.UUID, list[KeyFlagPublic]] = defaultdict(list)
-    if not enterprises:
-        return flags
-    scope = scope_mod.current(session.sync_session)
-    day = license_service.today()
-    since = two_years_before(day)
-    rows = (await session.execute(_PAGE_FLAGS, {
-        "ids": [e.id for e in enterprises], "day": day, "since": license_service.start_of_day(since),
-        "pattern": (scope.prefix if scope else "") + "%"})).all()
-    for row in rows:
-        auto = _auto_reasons(row, since)
-        manual = [(KeyCriterion(c), reason) for c, reason in row.flags]
-        for criterion in KeyCriterion:
-            if criterion in auto:
-                flags[row.id].append(KeyFlagPublic(criterion=criterion, reason=auto[criterion], source="auto"))
-            flags[row.id].extend(KeyFlagPublic(criterion=c, reason=r, source="manual")
-                                 for c, r in manual if c == criterion)
-    return flags
+    """Flags of each enterprise of a page as KeyFlagPublic."""
+    flags = await flags_of(session, [e.id for e in enterprises], scope_mod.current(session.sync_session))
+    return defaultdict(list, {eid: [KeyFlagPublic.model_validate(f) for f in fs] for eid, fs in flags.items()})
 
 
 def manual_public(flag: EnterpriseKeyFlag) -> ManualKeyFlagPublic:

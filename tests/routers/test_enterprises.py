@@ -1,5 +1,7 @@
 """Enterprises: GB 32100 codes, jurisdiction, filters and search, optimistic concurrency, audit."""
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -180,3 +182,43 @@ async def test_patch_needs_if_match_and_refuses_stale_versions(client, admin_tok
     for forbidden in ({"uscc": VALID}, {"region_code": "330102"}, {"licensed": True}, {"name": None}):
         r = await client.patch(url, headers=h | {"If-Match": '"2"'}, json=forbidden)
         assert r.status_code == 422, forbidden
+
+
+def _cursor(place: Any, backwards: bool = False) -> str:
+    from sqlakeyset import serialize_bookmark
+    from sqlakeyset.types import Marker
+
+    from app.pagination import encode_cursor
+
+    return encode_cursor(serialize_bookmark(Marker(place, backwards)))
+
+
+@pytest.mark.parametrize("cursor", [
+    "not a cursor!", _cursor(("2026-11-01", "x")), _cursor((datetime(2026, 11, 1), uuid.uuid4())),  # naive time
+    _cursor((datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4(), 3)), _cursor((datetime(2026, 11, 1, tzinfo=UTC),)),
+    _cursor((datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4()), backwards=True), _cursor(None)])
+async def test_a_cursor_this_list_did_not_issue_is_422(client, admin_token, cursor):
+    r = await client.get("/api/v1/enterprises", headers=bearer(admin_token), params={"cursor": cursor})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor", r.text
+
+
+async def test_pages_follow_each_other_by_cursor(client, admin_token):
+    made = [await create(client, admin_token, code=uscc.make(f"91330106MA2B0XP{i:02d}"), name=f"西湖第{i}厂")
+            for i in range(5)]
+    h = bearer(admin_token)
+
+    async def page(cursor: str | None) -> dict[str, Any]:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        out: dict[str, Any] = (await client.get("/api/v1/enterprises", headers=h, params=params)).json()
+        return out
+
+    first = await page(None)
+    second = await page(first["next_cursor"])
+    third = await page(second["next_cursor"])
+    ids = [e["id"] for page in (first, second, third) for e in page["items"]]
+    assert ids == [e["id"] for e in reversed(made)] and third["next_cursor"] is None
+    # a well-formed cursor far in the past or the future is simply a place in the list
+    past = _cursor((datetime(1, 1, 2, tzinfo=UTC), uuid.uuid4()))
+    assert (await client.get("/api/v1/enterprises", headers=h, params={"cursor": past})).json()["items"] == []
+    future = _cursor((datetime(9999, 12, 30, tzinfo=UTC), uuid.uuid4()))
+    assert len((await client.get("/api/v1/enterprises", headers=h, params={"cursor": future})).json()["items"]) == 5

@@ -158,6 +158,21 @@ async def test_key_filter_matches_the_flags(client, admin_token, sessionmaker):
     assert {i for i, f in everyone.items() if f} == set(key)
     assert key[lowered["id"]] == ["lowered_conditions"] and key[spot["id"]] == ["spot_check_problems"]
     assert key[cased["id"]] == key[complained["id"]] == ["past_violations"]
+    # the list is built by its own statement (enterprise.list_page): each item is exactly what
+    # GET /enterprises/{id} answers, page after page
+    seen, cursor = [], None
+    while True:
+        r = await client.get("/api/v1/enterprises", headers=bearer(admin_token),
+                             params={"limit": 3, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        for item in r.json()["items"]:
+            one = await client.get(f"/api/v1/enterprises/{item['id']}", headers=bearer(admin_token))
+            assert item == one.json()
+            seen.append(item["id"])
+        cursor = r.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(everyone) and len(seen) == 7
 
 
 async def test_flags_take_a_fixed_number_of_queries_per_page(client, admin_token, sessionmaker, connection):
