@@ -13,11 +13,10 @@ from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from prometheus_fastapi_instrumentator import Instrumentator
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app import metrics
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, read_sessionmaker, resolve_database_url
 from app.errors import PROBLEM_JSON, install_error_handlers
@@ -134,19 +133,12 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
                    oversight, focus, audit, ops, public):
         app.include_router(module.router)
     app.include_router(auth.me_router)
-    Instrumentator(excluded_handlers=["/metrics"], registry=_metrics_registry()).instrument(app).expose(
-        app, include_in_schema=False)
+    reg = metrics.registry()
+    app.add_middleware(metrics.RequestMetrics, registry=reg)
+    app.add_route("/metrics", metrics.endpoint(reg), include_in_schema=False)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _metrics_registry() -> CollectorRegistry:
-    """One registry per app (tests create many apps in one process), with the process collectors."""
-    registry = CollectorRegistry()
-    for collector in (ProcessCollector, PlatformCollector, GCCollector):
-        collector(registry=registry)
-    return registry
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

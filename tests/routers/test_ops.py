@@ -33,6 +33,26 @@ async def test_metrics_are_prometheus_text_counting_requests(client, admin_token
     assert re.search(r'http_requests_total\{.*handler="/api/v1/me".*\} [1-9]', r.text)
 
 
+async def test_metrics_label_requests_by_route_template_and_status_class(client, admin_token):
+    def count(metrics: str, **labels: str) -> float:
+        for line in metrics.splitlines():
+            if line.startswith("http_requests_total{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = (await client.get("/metrics")).text
+    missing = "/api/v1/enterprises/00000000-0000-4000-8000-000000000000"
+    assert (await client.get(missing, headers=bearer(admin_token))).status_code == 404
+    assert (await client.get("/no/such/path")).status_code == 404
+    after = (await client.get("/metrics")).text
+    one = {"handler": "/api/v1/enterprises/{enterprise_id}", "method": "GET", "status": "4xx"}
+    assert count(after, **one) == count(before, **one) + 1
+    assert count(after, handler="none", status="4xx") == count(before, handler="none", status="4xx") + 1
+    assert "00000000-0000-4000" not in after and "/no/such/path" not in after
+    assert count(after, handler="/metrics") == 0
+    assert re.search(r'http_request_duration_seconds_bucket\{.*handler="/api/v1/enterprises/\{enterprise_id\}"', after)
+
+
 async def test_every_response_carries_a_request_id_and_keeps_a_given_one(client):
     r = await client.get("/healthz")
     assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"])
