@@ -67,10 +67,11 @@ async def current_scope(
     cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
     scope = cache.get(token, settings) if cache is not None and token else None
     if scope is None:
+        generation = cache.generation if cache is not None else 0
         claims = await access_claims(token, settings)
         scope = await auth_service.load_principal(session, claims)
         if cache is not None and token:
-            cache.put(token, settings, exp=claims.exp.timestamp(), scope=scope)
+            cache.put(token, settings, exp=claims.exp.timestamp(), scope=scope, generation=generation)
     scope_mod.attach(session.sync_session, scope)
     request.state.scope = scope
     return scope

@@ -15,6 +15,8 @@ while it hears about every change that could alter the answer:
 * A change made in this process empties the cache when its transaction commits (a session hook
   below), before the response that reports it is sent, so the caller's next request already sees it.
   Another worker sees it when the notification arrives, a few milliseconds after the commit.
+* A lookup that read the database before a change and finishes after the cache was emptied for it
+  is not stored (``generation``), so an in-flight request cannot put back what a change removed.
 * An entry also ends at the token's ``exp`` and after ``APP_PRINCIPAL_CACHE_SECONDS`` at most, and a
   hit checks that the signing keys, issuer and audience are still the configured ones (a retired
   key stops its tokens at once).
@@ -61,6 +63,7 @@ class PrincipalCache:
         self._entries: dict[str, _Entry] = {}
         self._listening = False
         self.hits = self.misses = self.clears = 0
+        self.generation = 0  # bumped by every clear()
         _caches.add(self)
 
     @property
@@ -80,8 +83,11 @@ class PrincipalCache:
         self.hits += 1
         return entry.scope
 
-    def put(self, token: str, settings: Settings, *, exp: float, scope: Scope) -> None:
-        if not self.active:
+    def put(self, token: str, settings: Settings, *, exp: float, scope: Scope, generation: int) -> None:
+        """Store what a lookup that started at ``generation`` (``self.generation`` then) found: if the
+        cache was emptied meanwhile, a change may have committed after the lookup read the database,
+        and its answer is not kept."""
+        if not self.active or generation != self.generation:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # a burst of distinct tokens: start over rather than track ages
@@ -91,13 +97,16 @@ class PrincipalCache:
     def clear(self) -> None:
         self._entries.clear()
         self.clears += 1
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def listen(self, connect: Callable[[], Awaitable[Any]], *, retry_seconds: float = 1.0) -> None:
+    async def listen(self, connect: Callable[[], Awaitable[Any]], *, retry_seconds: float = 1.0,
+                     check_seconds: float = 10.0) -> None:
         """Keep a LISTEN connection (``connect()`` returns an asyncpg connection) for as long as the
-        task runs; the cache is active only while it is up. Reconnects after a loss."""
+        task runs; the cache is active only while it is up (checked every ``check_seconds``).
+        Reconnects after a loss."""
         while True:
             conn = None
             lost = asyncio.Event()
@@ -107,7 +116,13 @@ class PrincipalCache:
                 await conn.add_listener(CHANNEL, lambda *_a: self.clear())
                 self.clear()  # anything could have changed while nobody listened
                 self._listening = True
-                await lost.wait()
+                while not lost.is_set():
+                    try:
+                        await asyncio.wait_for(lost.wait(), timeout=check_seconds)
+                    except TimeoutError:
+                        # a connection dropped without a word (a silent network) would keep the cache on
+                        # while no notification can arrive: ask it something now and then
+                        await conn.fetchval("SELECT 1", timeout=check_seconds)
                 log.warning("principal cache: LISTEN connection lost; caching off until it is back")
             except asyncio.CancelledError:
                 raise

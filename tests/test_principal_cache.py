@@ -130,3 +130,64 @@ async def test_a_retired_signing_key_stops_a_cached_token(live_app, live_client,
         assert_problem(await me(live_client, admin), 401, "invalid_token")
     finally:
         live_app.dependency_overrides.pop(settings_dep, None)
+
+
+async def test_a_silently_dropped_listen_connection_turns_the_cache_off():
+    """No termination is reported when a network drops packets: the listener asks its connection
+    something now and then, and a failure turns the cache off."""
+    class Silent:
+        answers = True
+
+        def add_termination_listener(self, _cb: Any) -> None: ...
+        async def add_listener(self, _channel: str, _cb: Any) -> None: ...
+        def is_closed(self) -> bool:
+            return False
+
+        async def close(self, **_kw: Any) -> None: ...
+        async def fetchval(self, _sql: str, **_kw: Any) -> int:
+            if not self.answers:
+                raise ConnectionResetError("no answer")
+            return 1
+
+    conn = Silent()
+
+    async def connect() -> Silent:
+        return conn
+
+    cache = PrincipalCache()
+    task = asyncio.create_task(cache.listen(connect, retry_seconds=60, check_seconds=0.02))
+    try:
+        await until(lambda: cache.active)
+        await asyncio.sleep(0.1)
+        assert cache.active  # the checks are answered
+        conn.answers = False
+        await until(lambda: not cache.active)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_lookup_overtaken_by_a_change_is_not_kept(live_client, listening, monkeypatch):
+    """A request reads the caller, a change commits and empties the cache, then the request finishes:
+    what it read is already stale and must not go back into the cache."""
+    from app.services import auth as auth_service
+
+    admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
+    token = await user_token(live_client, admin, username="cached.five", region_code="330106", roles=["inspector"])
+    real = auth_service.load_principal
+
+    async def overtaken(session: Any, claims: Any) -> Any:
+        scope = await real(session, claims)
+        listening.clear()  # the change's notification arrives while this request is still running
+        return scope
+
+    monkeypatch.setattr(auth_service, "load_principal", overtaken)
+    assert (await me(live_client, token)).status_code == 200
+    monkeypatch.setattr(auth_service, "load_principal", real)
+    assert len(listening) == 0
+    hits = listening.hits
+    await me(live_client, token)  # a lookup nobody overtook is kept
+    assert len(listening) == 1 and listening.hits == hits
+    await me(live_client, token)
+    assert listening.hits == hits + 1
