@@ -95,8 +95,10 @@ KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks 
 # The flags' facts of a page of enterprises ($1, uuid[]), for a caller ($2 pattern, $3 day, $4 since): a
 # statement of its own, not joined to the page's, because its plan does not depend on the values and
 # PostgreSQL reuses it (a generic plan), where the joined statement was planned afresh every time.
+# Only enterprises with a flag come back (most have none).
 FLAGS_SQL = ("SELECT ids.id, f.* FROM unnest($1::uuid[]) AS ids(id) "  # noqa: S608 - constant fragments
-             + FACTS_LATERAL.format(eid="ids.id", pattern="$2", day="$3", since="$4", alias="f"))
+             + FACTS_LATERAL.format(eid="ids.id", pattern="$2", day="$3", since="$4", alias="f")
+             + " WHERE " + KEY_EXPR.format(a="f"))
 
 
 def facts_parameters(scope: Scope | None) -> dict[str, Any]:
