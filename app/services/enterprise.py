@@ -170,9 +170,9 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
                     page: PageParams) -> bytes:
     """One page of the enterprise list, newest first, as the JSON of ``Page[EnterprisePublic]``.
 
-    The hottest read of the service runs as two raw statements on the session's connection, with no
+    The hottest read of the service runs as ONE raw statement on the session's connection, with no
     ORM entities and no response model on the way: the page (jurisdiction and filters, keyset after the
-    cursor; ``?key=`` filters on focus.FACTS_LATERAL) and the page's key-flag facts (focus.flags_of).
+    cursor) joined to each row's key-flag facts (focus.FACTS_JOIN; ``?key=`` filters on them).
     It states the caller's jurisdiction itself, with the same conditions as the scope's session filter
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers."""
     params = _Params()
@@ -203,20 +203,18 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
     place = _place(page.cursor)
     if place is not None:
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
-    key_join = ""
+    day, since = focus.facts_parameters()
     if key is not None:
-        facts = focus.facts_parameters(scope)
-        key_join = focus.FACTS_LATERAL.format(eid="e.id", alias="k", pattern=params.add(facts["pattern"]),
-                                              day=params.add(facts["day"]), since=params.add(facts["since"]))
-        where.append(("" if key else "NOT ") + focus.KEY_EXPR.format(a="k"))
+        cond = focus.key_sql(day=params.add(day), since=params.add(since.timestamp()))
+        where.append(cond if key else f"NOT {cond}")
     columns = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
     # only constant fragments and $n placeholders are joined here: every value is a parameter
-    sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
+    sql = (f"SELECT {columns}, {focus.FACTS_SELECT} FROM enterprise e {focus.FACTS_JOIN}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
     rows = await raw_fetch(session, sql, *params.values)
-    flags = await focus.flags_of(session, [row["id"] for row in rows[:page.limit]], scope)
-    items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": flags.get(row["id"], [])} for row in rows[:page.limit]]
+    items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": focus.flags_from_facts(row, day, since)}
+             for row in rows[:page.limit]]
     nxt = None
     if len(rows) > page.limit:
         last = rows[page.limit - 1]

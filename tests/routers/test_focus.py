@@ -328,3 +328,62 @@ async def test_designation_needs_a_real_region_below_national(client, admin_toke
         r = await client.post("/api/v1/key-regions", headers=bearer(admin_token),
                               json={"region_code": region_code, "criteria": ["counterfeiting"], "reason": "测试理由"})
         assert r.status_code == 422 and r.json()["code"] == code
+
+
+FACT_COLUMNS = ("licence_valid_until", "latest_kind", "latest_inspected_at", "latest_conditions_ok",
+                "latest_conditions_note", "failed_spot_checks", "cases", "last_case", "complaints", "last_complaint",
+                "manual_flags")
+
+
+async def facts_drift(connection, ids: list[str]) -> list[tuple[str, Any, Any]]:
+    """(enterprise, kept row, live row) wherever the kept facts differ from their definition (an
+    enterprise without a kept row must have no facts at all)."""
+    cols = ", ".join(FACT_COLUMNS)
+    kept = {str(r[0]): tuple(r[1:]) for r in await connection.execute(
+        text(f"SELECT enterprise_id, {cols} FROM enterprise_key_facts WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"),
+        {"ids": ids})}
+    live = {str(r[0]): tuple(r[1:]) for r in await connection.execute(
+        text(f"SELECT enterprise_id, {cols} FROM pqs_key_facts_live WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"),
+        {"ids": ids})}
+    empty = (None, None, None, None, None, [], 0, None, 0, None, [])
+    return [(i, kept.get(i), live[i]) for i in ids if kept.get(i, empty) != live[i]]
+
+
+async def test_the_kept_facts_follow_every_change_of_the_records(client, admin_token, sessionmaker, connection):
+    """The triggers of migration 0018 keep enterprise_key_facts equal to the live definition through
+    inserts, updates and deletes of licences, inspections, cases and manual flags."""
+    h = bearer(admin_token)
+    a = await create_enterprise(client, admin_token)
+    b = await licensed_enterprise(client, admin_token)
+    quiet = await create_enterprise(client, admin_token)
+    ids = [a["id"], b["id"], quiet["id"]]
+    assert await facts_drift(connection, ids) == []
+    lic = await create_license(client, admin_token, a)
+    await insert_inspection(sessionmaker, a, kind="spot_check", at=days_ago(30), samples=[sample(False), sample(False)])
+    await insert_inspection(sessionmaker, a, kind="spot_check", at=days_ago(900), samples=[sample(False)])
+    latest = await insert_inspection(sessionmaker, a, kind="routine", at=days_ago(2), failed=("conditions_met",),
+                                     notes={"conditions_met": "设备变卖"})
+    await insert_inspection(sessionmaker, b, kind="complaint", at=days_ago(5), failed=("no_fraud",))
+    await insert_case(sessionmaker, b, at=days_ago(3))
+    r = await client.post(f"/api/v1/enterprises/{b['id']}/key-flags", headers=h,
+                          json={"criterion": "spot_check_problems", "reason": "外省通报"})
+    assert r.status_code == 201
+    assert await facts_drift(connection, ids) == []
+    # updates: the latest inspection corrected, a licence that stopped being valid
+    r = await client.get(f"/api/v1/inspections/{latest}", headers=h)
+    checks = r.json()["checks"] | {"conditions_met": {"ok": True, "note": None}}
+    r = await client.patch(f"/api/v1/inspections/{latest}", headers=h | {"If-Match": r.headers["ETag"]},
+                           json={"checks": checks, "conclusion": "compliant"})
+    assert r.status_code == 200, r.text
+    await connection.execute(text("UPDATE license SET status = 'suspended' WHERE id = :id"), {"id": lic["id"]})
+    assert await facts_drift(connection, ids) == []
+    assert [f[0] for f in await flags(client, admin_token, a["id"])] == ["unlicensed", "spot_check_problems"]
+    # deletes: the manual flag cleared, the inspections and the case gone
+    r = await client.delete(f"/api/v1/enterprises/{b['id']}/key-flags/spot_check_problems", headers=h)
+    assert r.status_code == 204
+    await connection.execute(text("DELETE FROM inspection WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"),
+                             {"ids": ids})
+    await connection.execute(text("DELETE FROM penalty_case WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"),
+                             {"ids": ids})
+    assert await facts_drift(connection, ids) == []
+    assert await flags(client, admin_token, b["id"]) == []
