@@ -63,7 +63,9 @@ def _plural(n: int, word: str) -> str:
 FACT_COLUMNS = ("licence_valid_until", "latest_kind", "latest_inspected_at", "latest_conditions_ok",
                 "latest_conditions_note", "failed_spot_checks", "cases", "last_case", "complaints", "last_complaint",
                 "manual_flags")
-FACTS_SELECT = ", ".join(f"kf.{c}" for c in FACT_COLUMNS)
+# the jsonb lists come back NULL when empty (most are): nothing to decode
+FACTS_SELECT = ", ".join(f"nullif(kf.{c}, '[]') AS {c}" if c in ("failed_spot_checks", "manual_flags") else f"kf.{c}"
+                         for c in FACT_COLUMNS)
 FACTS_JOIN = "LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id"
 _FLAGS_SQL = ("SELECT ids.id, " + FACTS_SELECT  # noqa: S608 - constant fragments
               + " FROM unnest($1::uuid[]) AS ids(id) LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = ids.id")
@@ -94,6 +96,9 @@ def _auto_reasons(row: Mapping[Any, Any], day: date, since: datetime) -> dict[Ke
     until = row["licence_valid_until"]
     if until is None or until < day:
         reasons[KeyCriterion.unlicensed] = UNLICENSED_REASON
+    elif not (row["latest_conditions_ok"] == "false" or row["failed_spot_checks"] or row["cases"]
+              or row["complaints"]):
+        return reasons  # most enterprises: nothing else to look at
     if row["latest_conditions_ok"] == "false":
         note = row["latest_conditions_note"]
         reasons[KeyCriterion.lowered_conditions] = (
