@@ -46,7 +46,8 @@ WORK_TABLES = ("audit_event", "audit_chain_head", "idempotency_record", "login_t
                "case_event", "case_measure",
                "case_escalation", "webhook_delivery", "webhook_subscription", "notification", "bad_record",
                "penalty_case",
-               "inspection", "license", "enterprise_key_flag", "enterprise_key_facts", "key_region", "enterprise")
+               "inspection", "license", "enterprise_key_flag", "enterprise_key_facts", "key_facts_dirty", "key_region",
+               "enterprise")
 
 
 def _test_database_url() -> str:

@@ -191,3 +191,18 @@ async def test_a_lookup_overtaken_by_a_change_is_not_kept(live_client, listening
     assert len(listening) == 1 and listening.hits == hits
     await me(live_client, token)
     assert listening.hits == hits + 1
+
+
+async def test_a_statement_that_changes_no_principal_announces_nothing(live_client, listening, database_url):
+    """The jobs delete expired revocations every few seconds, mostly none: that must not empty the cache."""
+    conn = await asyncpg.connect(libpq(database_url))
+    try:
+        clears = listening.clears
+        await conn.execute("DELETE FROM revoked_access_token WHERE expires_at < now() - interval '100 years'")
+        await conn.execute("UPDATE app_user SET display_name = display_name WHERE false")
+        await asyncio.sleep(0.3)
+        assert listening.clears == clears
+        await conn.execute("UPDATE app_user SET display_name = display_name WHERE username = 'admin'")
+        await until(lambda: listening.clears > clears)
+    finally:
+        await conn.close()

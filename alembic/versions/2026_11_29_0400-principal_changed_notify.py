@@ -18,8 +18,9 @@ TABLES = ("app_user", "service_account", "revoked_access_token")
 
 
 def upgrade() -> None:
-    # Statement-level: one notification per statement whatever the number of rows; NOTIFY is sent at
-    # commit (and never for a rolled-back transaction), and equal notifications of one transaction fold.
+    # Per row, so a statement that changes nothing (the job deleting expired revocations every few
+    # seconds) announces nothing; NOTIFY is sent at commit (never for a rolled-back transaction) and
+    # equal notifications of one transaction fold into one. TRUNCATE has only a statement trigger.
     op.execute("""
 CREATE FUNCTION pqs_principal_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -27,11 +28,14 @@ BEGIN
   RETURN NULL;
 END $$""")
     for table in TABLES:
-        op.execute(f"CREATE TRIGGER pqs_principal_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table}"
+        op.execute(f"CREATE TRIGGER pqs_principal_changed AFTER INSERT OR UPDATE OR DELETE ON {table}"
+                   " FOR EACH ROW EXECUTE FUNCTION pqs_principal_changed()")
+        op.execute(f"CREATE TRIGGER pqs_principal_truncated AFTER TRUNCATE ON {table}"
                    " FOR EACH STATEMENT EXECUTE FUNCTION pqs_principal_changed()")
 
 
 def downgrade() -> None:
     for table in TABLES:
+        op.execute(f"DROP TRIGGER pqs_principal_truncated ON {table}")
         op.execute(f"DROP TRIGGER pqs_principal_changed ON {table}")
     op.execute("DROP FUNCTION pqs_principal_changed()")

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import StringConstraints, field_validator
-from sqlalchemy import Column, Computed, String, Text
+from sqlalchemy import BigInteger, Column, Computed, Identity, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
@@ -121,9 +121,9 @@ class EnterprisePublic(SQLModel):
 
 
 class EnterpriseKeyFacts(SQLModel, table=True):
-    """The facts behind an enterprise's computed key flags, kept by triggers from the view
-    ``pqs_key_facts_live`` (migration 0018) and read with the enterprise (app/services/focus.py).
-    Read in SQL only; what depends on the day is decided when read."""
+    """The facts behind an enterprise's computed key flags as of the last refresh from the view
+    ``pqs_key_facts_live`` (migration 0018); read through the view ``pqs_key_facts``, with the
+    enterprise (app/services/focus.py). What depends on the day is decided when read."""
 
     __tablename__ = "enterprise_key_facts"
 
@@ -139,6 +139,16 @@ class EnterpriseKeyFacts(SQLModel, table=True):
     complaints: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     last_complaint: datetime | None = tz_field(default=None)
     manual_flags: list[Any] = Field(sa_column=Column(JSONB, nullable=False, server_default="[]"))
+
+
+class KeyFactsDirty(SQLModel, table=True):
+    """An enterprise whose kept key facts may be out of date (a trigger appends it; the refresh job
+    removes it): readers compute its facts live meanwhile (migration 0018)."""
+
+    __tablename__ = "key_facts_dirty"
+
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
+    enterprise_id: uuid.UUID = Field(index=True)
 
 
 class EnterpriseKeyFlag(RegionOwned, SQLModel, table=True):

@@ -172,7 +172,7 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
 
     The hottest read of the service runs as ONE raw statement on the session's connection, with no
     ORM entities and no response model on the way: the page (jurisdiction and filters, keyset after the
-    cursor) joined to each row's key-flag facts (focus.FACTS_JOIN; ``?key=`` filters on them).
+    cursor) joined to each row's key-flag facts (focus.facts_join; ``?key=`` filters on them).
     It states the caller's jurisdiction itself, with the same conditions as the scope's session filter
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers."""
     params = _Params()
@@ -208,10 +208,13 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
         cond = focus.key_sql(day=params.add(day), since=params.add(since.timestamp()))
         where.append(cond if key else f"NOT {cond}")
     columns = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
-    # only constant fragments and $n placeholders are joined here: every value is a parameter
-    sql = (f"SELECT {columns}, {focus.FACTS_SELECT} FROM enterprise e {focus.FACTS_JOIN}"  # noqa: S608
+    # only constant fragments and $n placeholders are joined here: every value is a parameter; the
+    # facts are joined after the LIMIT (and, for ?key=, before it too, to filter on)
+    sql = (f"SELECT p.*, {focus.FACTS_SELECT} FROM (SELECT {columns} FROM enterprise e"  # noqa: S608
+           f" {focus.facts_join('e.id') if key is not None else ''}"
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
-           f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
+           f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}) AS p {focus.facts_join('p.id')}"
+           " ORDER BY p.created_at DESC, p.id DESC")
     rows = await raw_fetch(session, sql, *params.values)
     items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": focus.flags_from_facts(row, day, since)}
              for row in rows[:page.limit]]

@@ -1,10 +1,11 @@
 """Focus lists (DOMAIN.md §3): key-enterprise flags computed from the records, plus manual flags.
 
 The computed criteria have ONE SQL definition, the view ``pqs_key_facts_live`` (migration 0018: the
-facts behind each criterion for one enterprise, with the figures its reason quotes), whose rows triggers
-keep in ``enterprise_key_facts``. The enterprise list joins that table to its page for the flags and
-filters on it for ``?key=`` (``key_sql``: a key enterprise is exactly one whose flags are not empty);
-``key_flags_for`` reads it for the enterprises it is given.
+facts behind each criterion for one enterprise, with the figures its reason quotes). Its rows are kept
+in ``enterprise_key_facts``, refreshed by a job for the enterprises a trigger marked as changed, and
+read through ``pqs_key_facts`` (live while marked). The enterprise list joins it to its page for the
+flags and filters on it for ``?key=`` (``key_sql``: a key enterprise is exactly one whose flags are not
+empty); ``key_flags_for`` reads it for the enterprises it is given.
 
 Manual flags are a bureau's own judgement, shown beside the computed ones (``source: manual``).
 DELETE removes a manual flag only: a computed flag follows the records and goes away when they
@@ -55,20 +56,28 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-# The facts behind the computed criteria are kept per enterprise in ``enterprise_key_facts`` by
-# triggers, from the ONE definition of them, the view ``pqs_key_facts_live`` (migration 0018). A
-# statement reads them joined to its enterprises (alias ``kf``); what depends on the day (a licence
-# expired since, the two-year window) is decided here, when read. No row yet means no facts (no
-# licence, no inspection, no case, no manual flag).
+# The facts behind the computed criteria have ONE definition, the view ``pqs_key_facts_live``
+# (migration 0018); their rows are kept in ``enterprise_key_facts`` and read through the view
+# ``pqs_key_facts`` (the kept row, or the live one while a change is not yet refreshed), joined to the
+# statement's enterprises as ``kf``. What depends on the day (a licence expired since, the two-year
+# window) is decided here, when read. No row means no facts (no licence, inspection, case or flag).
 FACT_COLUMNS = ("licence_valid_until", "latest_kind", "latest_inspected_at", "latest_conditions_ok",
                 "latest_conditions_note", "failed_spot_checks", "cases", "last_case", "complaints", "last_complaint",
                 "manual_flags")
 # the jsonb lists come back NULL when empty (most are): nothing to decode
 FACTS_SELECT = ", ".join(f"nullif(kf.{c}, '[]') AS {c}" if c in ("failed_spot_checks", "manual_flags") else f"kf.{c}"
                          for c in FACT_COLUMNS)
-FACTS_JOIN = "LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id"
+
+
+def facts_join(id_column: str) -> str:
+    """SQL joining the facts of the enterprise whose id is ``id_column``, as ``kf``: one indexed lookup
+    per row (OFFSET 0 keeps the planner from flattening it into a hash join over every kept row)."""
+    return (f"LEFT JOIN LATERAL (SELECT * FROM pqs_key_facts k WHERE k.enterprise_id = {id_column} OFFSET 0) kf"  # noqa: S608
+            " ON true")
+
+
 _FLAGS_SQL = ("SELECT ids.id, " + FACTS_SELECT  # noqa: S608 - constant fragments
-              + " FROM unnest($1::uuid[]) AS ids(id) LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = ids.id")
+              + " FROM unnest($1::uuid[]) AS ids(id) " + facts_join("ids.id"))
 
 
 def key_sql(day: str, since: str) -> str:

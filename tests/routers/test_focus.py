@@ -336,8 +336,10 @@ FACT_COLUMNS = ("licence_valid_until", "latest_kind", "latest_inspected_at", "la
 
 
 async def facts_drift(connection, ids: list[str]) -> list[tuple[str, Any, Any]]:
-    """(enterprise, kept row, live row) wherever the kept facts differ from their definition (an
-    enterprise without a kept row must have no facts at all)."""
+    """Run the refresh job's function, then (enterprise, kept row, live row) wherever the kept facts
+    differ from their definition (an enterprise without a kept row must have no facts at all)."""
+    await connection.execute(text("SELECT pqs_refresh_key_facts()"))
+    assert (await connection.execute(text("SELECT count(*) FROM key_facts_dirty"))).scalar() == 0
     cols = ", ".join(FACT_COLUMNS)
     kept = {str(r[0]): tuple(r[1:]) for r in await connection.execute(
         text(f"SELECT enterprise_id, {cols} FROM enterprise_key_facts WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"),
@@ -350,8 +352,8 @@ async def facts_drift(connection, ids: list[str]) -> list[tuple[str, Any, Any]]:
 
 
 async def test_the_kept_facts_follow_every_change_of_the_records(client, admin_token, sessionmaker, connection):
-    """The triggers of migration 0018 keep enterprise_key_facts equal to the live definition through
-    inserts, updates and deletes of licences, inspections, cases and manual flags."""
+    """Every insert, update and delete of licences, inspections, cases and manual flags marks the
+    enterprise; the flags read live until the refresh, which brings the kept facts back to the definition."""
     h = bearer(admin_token)
     a = await create_enterprise(client, admin_token)
     b = await licensed_enterprise(client, admin_token)
@@ -368,7 +370,12 @@ async def test_the_kept_facts_follow_every_change_of_the_records(client, admin_t
     r = await client.post(f"/api/v1/enterprises/{b['id']}/key-flags", headers=h,
                           json={"criterion": "spot_check_problems", "reason": "外省通报"})
     assert r.status_code == 201
+    marked = (await connection.execute(text("SELECT DISTINCT enterprise_id::text FROM key_facts_dirty"))).scalars()
+    assert set(marked) == {a["id"], b["id"]}
+    before = {i: await flags(client, admin_token, i) for i in ids}  # read live while marked
     assert await facts_drift(connection, ids) == []
+    assert {i: await flags(client, admin_token, i) for i in ids} == before  # the same from the kept rows
+    assert [f[0] for f in before[a["id"]]] == ["lowered_conditions", "spot_check_problems"]
     # updates: the latest inspection corrected, a licence that stopped being valid
     r = await client.get(f"/api/v1/inspections/{latest}", headers=h)
     checks = r.json()["checks"] | {"conditions_met": {"ok": True, "note": None}}
@@ -376,6 +383,7 @@ async def test_the_kept_facts_follow_every_change_of_the_records(client, admin_t
                            json={"checks": checks, "conclusion": "compliant"})
     assert r.status_code == 200, r.text
     await connection.execute(text("UPDATE license SET status = 'suspended' WHERE id = :id"), {"id": lic["id"]})
+    assert [f[0] for f in await flags(client, admin_token, a["id"])] == ["unlicensed", "spot_check_problems"]
     assert await facts_drift(connection, ids) == []
     assert [f[0] for f in await flags(client, admin_token, a["id"])] == ["unlicensed", "spot_check_problems"]
     # deletes: the manual flag cleared, the inspections and the case gone
@@ -385,5 +393,22 @@ async def test_the_kept_facts_follow_every_change_of_the_records(client, admin_t
                              {"ids": ids})
     await connection.execute(text("DELETE FROM penalty_case WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"),
                              {"ids": ids})
+    assert await flags(client, admin_token, b["id"]) == []
     assert await facts_drift(connection, ids) == []
     assert await flags(client, admin_token, b["id"]) == []
+
+
+async def test_the_background_jobs_refresh_the_marked_enterprises(client, admin_token, sessionmaker, connection):
+    from app.workers import jobs
+
+    a = await create_enterprise(client, admin_token)
+    b = await create_enterprise(client, admin_token)
+    await create_license(client, admin_token, a)
+    await insert_inspection(sessionmaker, a, kind="routine")
+    await insert_inspection(sessionmaker, b, kind="complaint", failed=("no_fraud",))
+    done = await jobs.run_once(sessionmaker)
+    assert done["key_facts_refreshed"] == 2
+    assert (await connection.execute(text("SELECT count(*) FROM key_facts_dirty"))).scalar() == 0
+    assert await facts_drift(connection, [a["id"], b["id"]]) == []
+    assert [f[0] for f in await flags(client, admin_token, b["id"])] == ["unlicensed", "past_violations"]
+    assert (await jobs.run_once(sessionmaker))["key_facts_refreshed"] == 0

@@ -214,3 +214,18 @@ async def test_concurrent_retries_of_one_batch_store_each_inspection_once(live_c
     listed = (await live_client.get(URL, headers=bearer(inspector), params={"limit": 200})).json()["items"]
     assert sorted(i["id"] for i in listed) == sorted(i["id"] for i in items)
     assert sum(i["case_id"] is not None for i in listed) == 1
+
+
+async def test_concurrent_batches_on_the_same_enterprises_do_not_wait_for_each_other(live_client):
+    """Two officers' batches touch the same producers in opposite orders. The key-flag facts they
+    change are only marked for refresh (migration 0018), so neither waits on a lock the other holds:
+    every item is created and neither batch meets a deadlock."""
+    admin = str((await login(live_client, "admin", ADMIN_PASSWORD))["access_token"])
+    ents = [await create_enterprise(live_client, admin, XIHU) for _ in range(4)]
+    first = [body(e["id"]) for e in ents * 5]
+    second = [body(e["id"], "no_fraud") for e in reversed(ents * 5)]
+    answers = await asyncio.gather(*(live_client.post(BATCH, headers=bearer(admin), json={"items": items})
+                                     for items in (first, second)))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert all(r["status"] == "created" for a in answers for r in a.json()["results"]), \
+        [r for a in answers for r in a.json()["results"] if r["status"] != "created"]
