@@ -2,7 +2,7 @@
 
 from app.models.audit import AuditChainHead, AuditEvent
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
-from app.models.campaign import Campaign, CampaignDelta, CampaignEnterprise, CampaignTarget
+from app.models.campaign import Campaign, CampaignDelta, CampaignDirty, CampaignEnterprise, CampaignTarget
 from app.models.case import BadRecord, CaseEscalation, CaseEvent, CaseMeasure, Notification, PenaltyCase
 from app.models.enterprise import Enterprise, EnterpriseKeyFacts, EnterpriseKeyFlag, KeyFactsDirty, License
 from app.models.focus import KeyRegion
@@ -28,6 +28,7 @@ __all__ = [
     "PenaltyCase",
     "Campaign",
     "CampaignDelta",
+    "CampaignDirty",
     "CampaignEnterprise",
     "CampaignTarget",
     "BadRecord",

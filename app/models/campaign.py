@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
-from sqlalchemy import ARRAY, BigInteger, Column, Identity, String
+from sqlalchemy import ARRAY, BigInteger, Column, Identity, String, text
 from sqlmodel import Field, SQLModel
 
 from app.models.common import RegionCode, RegionOwned, tz_field, utcnow
@@ -92,6 +92,18 @@ class CampaignEnterprise(RegionOwned, SQLModel, table=True):
 COUNTERS = ("key_producers", "archived", "inspected", "licensed", "compliant", "samples", "passed",
             "samples_large", "passed_large", "recall_sold", "recall_recalled", "unlicensed_cases",
             "unlicensed_resolved", "counterfeit_cases", "counterfeit_closed")
+
+
+class CampaignDirty(SQLModel, table=True):
+    """An enterprise a transaction changed; its campaign contribution is recomputed when that
+    transaction commits (a deferred trigger, migration 0019), and the mark removed."""
+
+    __tablename__ = "campaign_dirty"
+
+    seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
+    txid: int = Field(sa_column=Column(BigInteger, nullable=False, index=True,
+                                       server_default=text("(pg_current_xact_id())::text::bigint")))
+    enterprise_id: uuid.UUID
 
 
 class CampaignDelta(SQLModel, table=True):

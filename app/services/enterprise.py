@@ -165,16 +165,10 @@ def _place(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     return created_at, eid
 
 
-async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,
-                    licensed: bool | None, key: bool | None, size: EnterpriseSize | None, q: str | None,
-                    page: PageParams) -> bytes:
-    """One page of the enterprise list, newest first, as the JSON of ``Page[EnterprisePublic]``.
-
-    The hottest read of the service runs as ONE raw statement on the session's connection, with no
-    ORM entities and no response model on the way: the page (jurisdiction and filters, keyset after the
-    cursor) joined to each row's key-flag facts (focus.facts_join; ``?key=`` filters on them).
-    It states the caller's jurisdiction itself, with the same conditions as the scope's session filter
-    (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers."""
+def list_statement(*, scope: Scope, region: str | None, category: str | None, licensed: bool | None,
+                   key: bool | None, size: EnterpriseSize | None, q: str | None,
+                   page: PageParams) -> tuple[str, list[Any]]:
+    """The statement of one page of the enterprise list and its parameters (see ``list_page``)."""
     params = _Params()
     if region is not None:
         scope.require_region(region)
@@ -203,8 +197,8 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
     place = _place(page.cursor)
     if place is not None:
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
-    day, since = focus.facts_parameters()
     if key is not None:
+        day, since = focus.facts_parameters()
         cond = focus.key_sql(day=params.add(day), since=params.add(since.timestamp()))
         where.append(cond if key else f"NOT {cond}")
     columns = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
@@ -215,7 +209,23 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}) AS p {focus.facts_join('p.id')}"
            " ORDER BY p.created_at DESC, p.id DESC")
-    rows = await raw_fetch(session, sql, *params.values)
+    return sql, params.values
+
+
+async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,
+                    licensed: bool | None, key: bool | None, size: EnterpriseSize | None, q: str | None,
+                    page: PageParams) -> bytes:
+    """One page of the enterprise list, newest first, as the JSON of ``Page[EnterprisePublic]``.
+
+    The hottest read of the service runs as ONE raw statement on the session's connection, with no
+    ORM entities and no response model on the way: the page (jurisdiction and filters, keyset after the
+    cursor) joined to each row's key-flag facts (focus.facts_join; ``?key=`` filters on them).
+    It states the caller's jurisdiction itself, with the same conditions as the scope's session filter
+    (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers."""
+    sql, values = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
+                                 size=size, q=q, page=page)
+    rows = await raw_fetch(session, sql, *values)
+    day, since = focus.facts_parameters()
     items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": focus.flags_from_facts(row, day, since)}
              for row in rows[:page.limit]]
     nxt = None

@@ -216,16 +216,28 @@ async def test_concurrent_retries_of_one_batch_store_each_inspection_once(live_c
     assert sum(i["case_id"] is not None for i in listed) == 1
 
 
-async def test_concurrent_batches_on_the_same_enterprises_do_not_wait_for_each_other(live_client):
-    """Two officers' batches touch the same producers in opposite orders. The key-flag facts they
-    change are only marked for refresh (migration 0018), so neither waits on a lock the other holds:
-    every item is created and neither batch meets a deadlock."""
+async def test_concurrent_batches_on_the_same_enterprises_all_land_and_keep_the_counters_exact(live_client, engine):
+    """Three officers' batches touch the same producers in different orders, with real commits. The
+    key-flag facts are only marked (migration 0018) and the campaign contributions are recomputed at
+    commit in id order (0019): every item is created, no batch meets a deadlock, nothing is left
+    marked, and the kept contributions equal a rebuild from scratch."""
     admin = str((await login(live_client, "admin", ADMIN_PASSWORD))["access_token"])
-    ents = [await create_enterprise(live_client, admin, XIHU) for _ in range(4)]
-    first = [body(e["id"]) for e in ents * 5]
-    second = [body(e["id"], "no_fraud") for e in reversed(ents * 5)]
+    ents = [await create_enterprise(live_client, admin, XIHU, category_codes=["05"]) for _ in range(6)]
+    orders = [ents, list(reversed(ents)), ents[3:] + ents[:3]]
+    batches = [[body(e["id"], *(("no_fraud",) if n % 2 else ())) for e in order * 4] for n, order in enumerate(orders)]
     answers = await asyncio.gather(*(live_client.post(BATCH, headers=bearer(admin), json={"items": items})
-                                     for items in (first, second)))
-    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+                                     for items in batches))
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
     assert all(r["status"] == "created" for a in answers for r in a.json()["results"]), \
         [r for a in answers for r in a.json()["results"] if r["status"] != "created"]
+    ids = [e["id"] for e in ents]
+    kept_sql = text("SELECT * FROM campaign_enterprise WHERE enterprise_id = ANY(CAST(:ids AS uuid[]))"
+                    " ORDER BY campaign_id, enterprise_id")
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM campaign_dirty"))).scalar() == 0
+        kept = [tuple(r) for r in await conn.execute(kept_sql, {"ids": ids})]
+        assert kept and all(r[5] == 1 for r in kept)  # each producer counts as inspected in the campaign
+        await conn.execute(text("SELECT pqs_rebuild_campaign(id) FROM campaign"))
+        rebuilt = [tuple(r) for r in await conn.execute(kept_sql, {"ids": ids})]
+        await conn.rollback()
+    assert kept == rebuilt

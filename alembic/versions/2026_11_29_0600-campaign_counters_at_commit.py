@@ -1,0 +1,93 @@
+"""An enterprise's campaign contribution is recomputed when its transaction commits, for every
+enterprise it touched in id order, instead of row by row while the transaction runs
+
+Revision ID: 0019
+Revises: 0018
+Create Date: 2026-11-29 06:00:00+00:00
+
+``pqs_refresh_enterprise`` locks the enterprise's ``campaign_enterprise`` rows until commit. Run from
+the row triggers, a batch of 100 inspections held those locks from its first item to its commit, in
+the order of its items: two batches touching the same producers in different orders waited for each
+other, deadlocked, and at 32 concurrent batches on 500 producers no batch finished at all.
+
+Now the triggers on ``inspection`` and ``enterprise`` only append the enterprise to
+``campaign_dirty`` (with the transaction's id). A deferred constraint trigger on that table runs at
+commit: its first firing takes every enterprise its transaction marked, in id order, and refreshes
+each (later firings find nothing). Locks are held only while the transaction commits and are taken
+in one order by everybody, so writers of the same producers queue briefly and never deadlock. The
+dashboards stay exact at every commit. (``SET CONSTRAINTS ALL IMMEDIATE`` makes it run at the end of
+each statement instead, as the tests' never-committed transactions do.)
+"""
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0019"
+down_revision: str | None = "0018"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute("""
+CREATE TABLE campaign_dirty (
+  seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  txid bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
+  enterprise_id uuid NOT NULL
+)""")
+    op.execute("CREATE INDEX ix_campaign_dirty_txid ON campaign_dirty (txid)")
+    op.execute("""
+CREATE OR REPLACE FUNCTION pqs_inspection_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN INSERT INTO campaign_dirty (enterprise_id) VALUES (OLD.enterprise_id); END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.enterprise_id <> OLD.enterprise_id) THEN
+    INSERT INTO campaign_dirty (enterprise_id) VALUES (NEW.enterprise_id);
+  END IF;
+  RETURN NULL;
+END $$""")
+    op.execute("""
+CREATE OR REPLACE FUNCTION pqs_enterprise_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
+  INSERT INTO campaign_dirty (enterprise_id) VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
+  RETURN NULL;
+END $$""")
+    op.execute("""
+CREATE FUNCTION pqs_campaign_flush() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  ids uuid[];
+  eid uuid;
+BEGIN
+  WITH marks AS (DELETE FROM campaign_dirty WHERE txid = pg_current_xact_id()::text::bigint RETURNING enterprise_id)
+  SELECT array_agg(DISTINCT enterprise_id ORDER BY enterprise_id) INTO ids FROM marks;
+  FOREACH eid IN ARRAY coalesce(ids, '{}') LOOP
+    PERFORM pqs_refresh_enterprise(eid);
+  END LOOP;
+  RETURN NULL;
+END $$""")
+    op.execute("CREATE CONSTRAINT TRIGGER pqs_campaign_flush AFTER INSERT ON campaign_dirty"
+               " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pqs_campaign_flush()")
+
+
+def downgrade() -> None:
+    op.execute("DROP TRIGGER pqs_campaign_flush ON campaign_dirty")
+    op.execute("DROP FUNCTION pqs_campaign_flush()")
+    op.execute("""
+CREATE OR REPLACE FUNCTION pqs_inspection_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM pqs_refresh_enterprise(OLD.enterprise_id); END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.enterprise_id <> OLD.enterprise_id) THEN
+    PERFORM pqs_refresh_enterprise(NEW.enterprise_id);
+  END IF;
+  RETURN NULL;
+END $$""")
+    op.execute("""
+CREATE OR REPLACE FUNCTION pqs_enterprise_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
+  PERFORM pqs_refresh_enterprise(CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
+  RETURN NULL;
+END $$""")
+    op.execute("DROP TABLE campaign_dirty")
