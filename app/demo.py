@@ -745,7 +745,6 @@ async def load_demo(conn: AsyncConnection, *, size: int = DEFAULT_SIZE, seed: in
         if rows:
             await raw.copy_records_to_table(table, records=rows, columns=list(columns))
     await raw.execute("SET LOCAL pqs.bulk_load = 'off'")
-    await raw.execute("SELECT pqs_rebuild_key_facts()")
     await raw.execute("SELECT pqs_rebuild_campaign(id) FROM campaign")
     result = DemoResult(
         enterprises=len(data.enterprises), licenses=len(data.licenses), inspections=len(data.inspections),

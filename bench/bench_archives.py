@@ -160,6 +160,8 @@ async def pick_targets(url: str) -> dict[str, Any]:
         # the batch writes to the second-largest county, so what the reads measure stays the same
         batch_ids = [str(r["id"]) for r in await conn.fetch(
             "SELECT id FROM enterprise WHERE region_code = $1 ORDER BY id LIMIT 500", batch_county)]
+        county_page_ids = [str(r["id"]) for r in await conn.fetch(
+            "SELECT id FROM enterprise WHERE region_code = $1 ORDER BY created_at DESC, id DESC LIMIT 50", county)]
         names = [r["name"] for r in await conn.fetch(
             "SELECT name FROM enterprise WHERE region_code = $1 ORDER BY id LIMIT 50", county)]
         common2 = next((b for b in demo.BRAND_WORDS if b in names[0]), "宏达")  # a 2-character trade name
@@ -181,7 +183,8 @@ async def pick_targets(url: str) -> dict[str, Any]:
             "county_enterprises": n_county, "archive_enterprise": str(archive["id"]),
             "archive_enterprise_name": archive["name"], "archive_inspections": archive["n"],
             "fragment": fragment, "fragment_matches": matches, "batch_enterprise_ids": batch_ids,
-            "fragment_2_common": common2, "fragment_2_rare": "鲍鱼", "batch_county": batch_county}
+            "fragment_2_common": common2, "fragment_2_rare": "鲍鱼", "batch_county": batch_county,
+            "county_page_ids": county_page_ids}
 
 
 def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
@@ -202,8 +205,14 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
         return title, sql, values
 
     eid = t["archive_enterprise"]
+    from app.services.focus import FLAGS_SQL, facts_parameters
+
+    facts = facts_parameters(national)
+    # the flags of a page: the county's newest 50 (the statement list_page sends after the page)
+    flags_args = [[uuid_mod.UUID(i) for i in t["county_page_ids"]], facts["pattern"], facts["day"], facts["since"]]
     return [
-        listed("list by county (region=<county>, first page of 50, flags joined)", region=t["county"]),
+        listed("list by county (region=<county>, first page of 50)", region=t["county"]),
+        ("the flags of that page (focus.FLAGS_SQL, sent after it)", FLAGS_SQL, flags_args),
         listed("bare app's page: list by county, limit=20", limit=20, region=t["county"]),
         listed(f"q search by a name fragment of 4 characters (q={t['fragment']})", q=t["fragment"]),
         listed(f"q with a common 2-character trade name (q={t['fragment_2_common']}; name_bigrams, migration 0006)",
@@ -227,10 +236,8 @@ async def explain(url: str, queries: list[tuple[str, str, list[Any]]]) -> list[d
             await conn.fetch(sql, *args)  # warm the cache the way the benchmark will have it
             rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args)
             plan = "\n".join(r[0] for r in rows)
-            out.append({"title": title, "sql": sql, "parameters": [str(a) for a in args], "plan": plan,
-                        "uses_index": _uses_index(plan),
-                        # the marks of not yet refreshed key facts are a handful of rows: scanned whole
-                        "seq_scan": bool(re.search(r"Seq Scan on (?!key_facts_dirty)", plan))})
+            out.append({"title": title, "sql": sql, "parameters": [str(a)[:120] for a in args], "plan": plan,
+                        "uses_index": _uses_index(plan), "seq_scan": "Seq Scan" in plan})
     finally:
         await conn.close()
     return out
@@ -492,7 +499,7 @@ def report(results: list[WrkResult], plans: list[dict[str, Any]], notes: list[st
         print()
     out = RESULTS / f"{tag}summary.json"
     out.write_text(json.dumps({
-        "when": tag.rstrip("-"), "targets": {k: v for k, v in t.items() if k != "batch_enterprise_ids"},
+        "when": tag.rstrip("-"), "targets": {k: v for k, v in t.items() if k not in ("batch_enterprise_ids", "county_page_ids")},
         "wrk": asdict(cfg), "workers": workers, "results": [asdict(r) for r in results], "verdicts": verdicts,
         "ratios": ratios, "notes": notes, "plans": plans, "loadavg": os.getloadavg()}, indent=2, ensure_ascii=False))
     print(f"raw wrk output and {out.name} in {RESULTS.relative_to(ROOT)}/")

@@ -469,8 +469,6 @@ async def rebuild_campaigns(url: str) -> None:
     conn = await asyncpg.connect(libpq(url))
     try:
         await conn.execute("SET statement_timeout = 0")
-        await conn.execute("SELECT pqs_rebuild_key_facts()")  # the key-flag facts (migration 0018), skipped by COPY
-        await conn.execute("VACUUM (ANALYZE) enterprise_key_facts")
         await conn.execute("SELECT pqs_rebuild_campaign(id) FROM campaign")
         await conn.execute("VACUUM (ANALYZE) campaign_enterprise")
         await conn.execute("VACUUM (ANALYZE) campaign_delta")
@@ -588,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     log("VACUUM ANALYZE")
     asyncio.run(vacuum_analyze(url))
     t0 = time.monotonic()
-    log("rebuilding the key-flag facts and the campaign counters")
+    log("rebuilding the campaign counters")
     asyncio.run(rebuild_campaigns(url))
     phases["campaign_rebuild_s"] = time.monotonic() - t0
     phases["vacuum_analyze_s"] = time.monotonic() - t0

@@ -46,8 +46,7 @@ WORK_TABLES = ("audit_event", "audit_chain_head", "idempotency_record", "login_t
                "case_event", "case_measure",
                "case_escalation", "webhook_delivery", "webhook_subscription", "notification", "bad_record",
                "penalty_case",
-               "inspection", "license", "enterprise_key_flag", "enterprise_key_facts", "key_facts_dirty", "key_region",
-               "enterprise")
+               "inspection", "license", "enterprise_key_flag", "key_region", "enterprise")
 
 
 def _test_database_url() -> str:
@@ -83,7 +82,7 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """One connection per test with an outer transaction that is always rolled back."""
     async with engine.connect() as conn:
         trans = await conn.begin()
-        # this transaction never commits: deferred triggers (the campaign contributions, migration 0019)
+        # this transaction never commits: deferred triggers (the campaign contributions, migration 0018)
         # run at the end of each statement instead
         await conn.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
         try:

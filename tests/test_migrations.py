@@ -27,15 +27,12 @@ TRIGGERS = {"audit_event_append_only", "audit_event_no_truncate", "audit_chain_h
             "pqs_inspection_stats", "pqs_enterprise_stats", "pqs_case_stats", "pqs_recall_stats",
             # the principal cache's notifications (migration 0017)
             "pqs_principal_changed", "pqs_principal_truncated",
-            # the key-flag facts (migration 0018)
-            "pqs_key_facts",
-            # campaign contributions at commit (migration 0019)
+            # campaign contributions at commit (migration 0018)
             "pqs_campaign_flush"}
 FUNCTIONS = {"audit_event_guard", "audit_event_no_truncate", "audit_chain_head_forward_only", "name_bigrams",
              "pqs_bulk_loading", "pqs_in_campaign", "pqs_refresh_enterprise", "pqs_inspection_changed",
              "pqs_enterprise_changed", "pqs_case_changed", "pqs_recall_changed", "pqs_rebuild_campaign",
              "pqs_compact_campaign_deltas", "pqs_principal_changed",
-             "pqs_refresh_key_facts", "pqs_rebuild_key_facts", "pqs_key_facts_changed", "pqs_key_facts_live_of",
              "pqs_campaign_flush"}
 
 

@@ -4,7 +4,7 @@ from app.models.audit import AuditChainHead, AuditEvent
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
 from app.models.campaign import Campaign, CampaignDelta, CampaignDirty, CampaignEnterprise, CampaignTarget
 from app.models.case import BadRecord, CaseEscalation, CaseEvent, CaseMeasure, Notification, PenaltyCase
-from app.models.enterprise import Enterprise, EnterpriseKeyFacts, EnterpriseKeyFlag, KeyFactsDirty, License
+from app.models.enterprise import Enterprise, EnterpriseKeyFlag, License
 from app.models.focus import KeyRegion
 from app.models.idempotency import IdempotencyRecord
 from app.models.inspection import Attachment, Inspection
@@ -20,9 +20,7 @@ __all__ = [
     "Attachment",
     "AuditEvent",
     "Enterprise",
-    "EnterpriseKeyFacts",
     "EnterpriseKeyFlag",
-    "KeyFactsDirty",
     "Inspection",
     "License",
     "PenaltyCase",

@@ -96,7 +96,7 @@ COUNTERS = ("key_producers", "archived", "inspected", "licensed", "compliant", "
 
 class CampaignDirty(SQLModel, table=True):
     """An enterprise a transaction changed; its campaign contribution is recomputed when that
-    transaction commits (a deferred trigger, migration 0019), and the mark removed."""
+    transaction commits (a deferred trigger, migration 0018), and the mark removed."""
 
     __tablename__ = "campaign_dirty"
 

@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import StringConstraints, field_validator
-from sqlalchemy import BigInteger, Column, Computed, Identity, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Column, Computed, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
@@ -118,37 +118,6 @@ class EnterprisePublic(SQLModel):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class EnterpriseKeyFacts(SQLModel, table=True):
-    """The facts behind an enterprise's computed key flags as of the last refresh from the view
-    ``pqs_key_facts_live`` (migration 0018); read through the view ``pqs_key_facts``, with the
-    enterprise (app/services/focus.py). What depends on the day is decided when read."""
-
-    __tablename__ = "enterprise_key_facts"
-
-    enterprise_id: uuid.UUID = Field(foreign_key="enterprise.id", primary_key=True, ondelete="CASCADE")
-    licence_valid_until: date | None = Field(default=None, description="latest expiry of the valid licences")
-    latest_kind: str | None = Field(default=None, sa_type=Text)
-    latest_inspected_at: datetime | None = tz_field(default=None)
-    latest_conditions_ok: str | None = Field(default=None, sa_type=Text)
-    latest_conditions_note: str | None = Field(default=None, sa_type=Text)
-    failed_spot_checks: list[Any] = Field(sa_column=Column(JSONB, nullable=False, server_default="[]"))
-    cases: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    last_case: datetime | None = tz_field(default=None)
-    complaints: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    last_complaint: datetime | None = tz_field(default=None)
-    manual_flags: list[Any] = Field(sa_column=Column(JSONB, nullable=False, server_default="[]"))
-
-
-class KeyFactsDirty(SQLModel, table=True):
-    """An enterprise whose kept key facts may be out of date (a trigger appends it; the refresh job
-    removes it): readers compute its facts live meanwhile (migration 0018)."""
-
-    __tablename__ = "key_facts_dirty"
-
-    seq: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True))
-    enterprise_id: uuid.UUID = Field(index=True)
 
 
 class EnterpriseKeyFlag(RegionOwned, SQLModel, table=True):

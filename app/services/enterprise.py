@@ -168,7 +168,7 @@ def _place(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 def list_statement(*, scope: Scope, region: str | None, category: str | None, licensed: bool | None,
                    key: bool | None, size: EnterpriseSize | None, q: str | None,
                    page: PageParams) -> tuple[str, list[Any]]:
-    """The statement of one page of the enterprise list and its parameters (see ``list_page``)."""
+    """The page statement of the enterprise list and its parameters (see ``list_page``)."""
     params = _Params()
     if region is not None:
         scope.require_region(region)
@@ -197,18 +197,17 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
     place = _place(page.cursor)
     if place is not None:
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
+    key_join = ""
     if key is not None:
-        day, since = focus.facts_parameters()
-        cond = focus.key_sql(day=params.add(day), since=params.add(since.timestamp()))
-        where.append(cond if key else f"NOT {cond}")
+        facts = focus.facts_parameters(scope)
+        key_join = focus.FACTS_LATERAL.format(eid="e.id", alias="k", pattern=params.add(facts["pattern"]),
+                                              day=params.add(facts["day"]), since=params.add(facts["since"]))
+        where.append(("" if key else "NOT ") + focus.KEY_EXPR.format(a="k"))
     columns = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
-    # only constant fragments and $n placeholders are joined here: every value is a parameter; the
-    # facts are joined after the LIMIT (and, for ?key=, before it too, to filter on)
-    sql = (f"SELECT p.*, {focus.FACTS_SELECT} FROM (SELECT {columns} FROM enterprise e"  # noqa: S608
-           f" {focus.facts_join('e.id') if key is not None else ''}"
+    # only constant fragments and $n placeholders are joined here: every value is a parameter
+    sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
-           f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}) AS p {focus.facts_join('p.id')}"
-           " ORDER BY p.created_at DESC, p.id DESC")
+           f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
     return sql, params.values
 
 
@@ -217,17 +216,17 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
                     page: PageParams) -> bytes:
     """One page of the enterprise list, newest first, as the JSON of ``Page[EnterprisePublic]``.
 
-    The hottest read of the service runs as ONE raw statement on the session's connection, with no
-    ORM entities and no response model on the way: the page (jurisdiction and filters, keyset after the
-    cursor) joined to each row's key-flag facts (focus.facts_join; ``?key=`` filters on them).
-    It states the caller's jurisdiction itself, with the same conditions as the scope's session filter
-    (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers."""
+    The hottest read of the service runs as two raw statements on the session's connection, with no
+    ORM entities and no response model on the way: the page (``list_statement``: jurisdiction and
+    filters, keyset after the cursor; ``?key=`` filters on focus.FACTS_LATERAL) and the page's key-flag
+    facts (focus.flags_of). It states the caller's jurisdiction itself, with the same conditions as the
+    scope's session filter (app/scope.py), and a test checks that every item equals what
+    GET /enterprises/{id} answers."""
     sql, values = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
                                  size=size, q=q, page=page)
     rows = await raw_fetch(session, sql, *values)
-    day, since = focus.facts_parameters()
-    items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": focus.flags_from_facts(row, day, since)}
-             for row in rows[:page.limit]]
+    flags = await focus.flags_of(session, [row["id"] for row in rows[:page.limit]], scope)
+    items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": flags.get(row["id"], [])} for row in rows[:page.limit]]
     nxt = None
     if len(rows) > page.limit:
         last = rows[page.limit - 1]

@@ -1,11 +1,9 @@
 """Focus lists (DOMAIN.md §3): key-enterprise flags computed from the records, plus manual flags.
 
-The computed criteria have ONE SQL definition, the view ``pqs_key_facts_live`` (migration 0018: the
-facts behind each criterion for one enterprise, with the figures its reason quotes). Its rows are kept
-in ``enterprise_key_facts``, refreshed by a job for the enterprises a trigger marked as changed, and
-read through ``pqs_key_facts`` (live while marked). The enterprise list joins it to its page for the
-flags and filters on it for ``?key=`` (``key_sql``: a key enterprise is exactly one whose flags are not
-empty); ``key_flags_for`` reads it for the enterprises it is given.
+The computed criteria have ONE SQL definition, ``FACTS_LATERAL`` (the facts behind each criterion for
+one enterprise, with the figures its reason quotes): ``key_flags_for`` asks it of a page of ids in one
+query, the enterprise list joins it to its page for the flags and filters on it for ``?key=``
+(``KEY_EXPR``: a key enterprise is exactly one whose flags are not empty).
 
 Manual flags are a bureau's own judgement, shown beside the computed ones (``source: manual``).
 DELETE removes a manual flag only: a computed flag follows the records and goes away when they
@@ -25,6 +23,7 @@ from sqlalchemy import ColumnClause, literal_column
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
+from app import scope as scope_mod
 from app.db import raw_fetch
 from app.errors import Conflict, NotFound
 from app.models.enterprise import (
@@ -56,69 +55,75 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-# The facts behind the computed criteria have ONE definition, the view ``pqs_key_facts_live``
-# (migration 0018); their rows are kept in ``enterprise_key_facts`` and read through the view
-# ``pqs_key_facts`` (the kept row, or the live one while a change is not yet refreshed), joined to the
-# statement's enterprises as ``kf``. What depends on the day (a licence expired since, the two-year
-# window) is decided here, when read. No row means no facts (no licence, inspection, case or flag).
-FACT_COLUMNS = ("licence_valid_until", "latest_kind", "latest_inspected_at", "latest_conditions_ok",
-                "latest_conditions_note", "failed_spot_checks", "cases", "last_case", "complaints", "last_complaint",
-                "manual_flags")
-# the jsonb lists come back NULL when empty (most are): nothing to decode
-FACTS_SELECT = ", ".join(f"nullif(kf.{c}, '[]') AS {c}" if c in ("failed_spot_checks", "manual_flags") else f"kf.{c}"
-                         for c in FACT_COLUMNS)
+# The ONE definition of the computed criteria: a LATERAL subquery of the facts behind them for the
+# enterprise whose id is ``{eid}``, read through the caller's jurisdiction (``{pattern}``, the scope's
+# region prefix and '%', applied to every table it reads). ``key_flags_for`` asks it of a page of ids;
+# the enterprise list joins it after its LIMIT for the flags and, for ``?key=``, before it (KEY_EXPR).
+# It is plain SQL: the ORM's per-statement cost dominated a page.
+FACTS_LATERAL = """LEFT JOIN LATERAL (
+SELECT NOT EXISTS (SELECT 1 FROM license l WHERE l.enterprise_id = {eid} AND l.region_code LIKE {pattern}
+                   AND l.status = 'valid' AND l.expires_on >= {day}) AS unlicensed,
+       lc.kind, lc.inspected_at, lc.ok, lc.note,
+       sc.checks, sc.samples, pc.n AS cases, pc.last AS last_case, cp.n AS complaints, cp.last AS last_complaint,
+       mf.flags
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+  SELECT i.kind, i.inspected_at, i.checks->'conditions_met'->>'ok' AS ok, i.checks->'conditions_met'->>'note' AS note
+  FROM inspection i WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern}
+  ORDER BY i.inspected_at DESC, i.id DESC LIMIT 1) lc ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS checks,
+         sum(jsonb_array_length(jsonb_path_query_array(i.samples, '$[*] ? (@.passed == false)'))) AS samples
+  FROM inspection i WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern} AND i.kind = 'spot_check'
+   AND i.samples @> '[{{"passed": false}}]' AND i.inspected_at >= {since}) sc ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n, max(c.created_at) AS last FROM penalty_case c
+  WHERE c.enterprise_id = {eid} AND c.region_code LIKE {pattern}) pc ON true
+LEFT JOIN LATERAL (
+  SELECT count(*) AS n, max(i.inspected_at) AS last FROM inspection i
+  WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern} AND i.kind = 'complaint'
+   AND i.conclusion = 'issues_found') cp ON true
+LEFT JOIN LATERAL (
+  SELECT coalesce(jsonb_agg(jsonb_build_array(f.criterion, f.reason) ORDER BY f.criterion), '[]') AS flags
+  FROM enterprise_key_flag f WHERE f.enterprise_id = {eid} AND f.region_code LIKE {pattern}) mf ON true
+) {alias} ON true"""
+
+# A key enterprise is one with a computed or a manual flag: the facts of FACTS_LATERAL (as ``{alias}``).
+KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks > 0 OR {a}.cases > 0"
+            " OR {a}.complaints > 0 OR {a}.flags <> '[]'::jsonb)")
+
+# The flags' facts of a page of enterprises ($1, uuid[]), for a caller ($2 pattern, $3 day, $4 since): a
+# statement of its own, not joined to the page's, because its plan does not depend on the values and
+# PostgreSQL reuses it (a generic plan), where the joined statement was planned afresh every time.
+# Only enterprises with a flag come back (most have none).
+FLAGS_SQL = ("SELECT ids.id, f.* FROM unnest($1::uuid[]) AS ids(id) "  # noqa: S608 - constant fragments
+             + FACTS_LATERAL.format(eid="ids.id", pattern="$2", day="$3", since="$4", alias="f")
+             + " WHERE " + KEY_EXPR.format(a="f"))
 
 
-def facts_join(id_column: str) -> str:
-    """SQL joining the facts of the enterprise whose id is ``id_column``, as ``kf``: one indexed lookup
-    per row (OFFSET 0 keeps the planner from flattening it into a hash join over every kept row)."""
-    return (f"LEFT JOIN LATERAL (SELECT * FROM pqs_key_facts k WHERE k.enterprise_id = {id_column} OFFSET 0) kf"  # noqa: S608
-            " ON true")
-
-
-_FLAGS_SQL = ("SELECT ids.id, " + FACTS_SELECT  # noqa: S608 - constant fragments
-              + " FROM unnest($1::uuid[]) AS ids(id) " + facts_join("ids.id"))
-
-
-def key_sql(day: str, since: str) -> str:
-    """SQL condition: the enterprise joined to its facts as ``kf`` has a flag, computed or manual, on
-    ``day`` (a date placeholder) with spot checks counted from ``since`` (epoch seconds placeholder):
-    exactly the enterprises whose ``key_flags`` are not empty."""
-    return (f"(kf.enterprise_id IS NULL OR kf.licence_valid_until IS NULL OR kf.licence_valid_until < {day}"  # noqa: S608
-            " OR kf.latest_conditions_ok = 'false' OR kf.cases > 0 OR kf.complaints > 0"
-            " OR kf.manual_flags <> '[]'::jsonb OR EXISTS (SELECT 1 FROM jsonb_array_elements(kf.failed_spot_checks)"
-            f" AS x WHERE (x->>0)::float8 >= {since}))")
-
-
-def facts_parameters() -> tuple[date, datetime]:
-    """Today and the start of the two-year window of criterion (3), for reading the facts."""
+def facts_parameters(scope: Scope | None) -> dict[str, Any]:
+    """The values FACTS_LATERAL's placeholders take today for this caller."""
     day = license_service.today()
-    return day, license_service.start_of_day(two_years_before(day))
+    return {"pattern": (scope.prefix if scope else "") + "%", "day": day,
+            "since": license_service.start_of_day(two_years_before(day))}
 
 
 def _local(at: datetime) -> str:
     return license_service.local_date(at).isoformat()
 
 
-def _auto_reasons(row: Mapping[Any, Any], day: date, since: datetime) -> dict[KeyCriterion, str]:
+def _auto_reasons(row: Mapping[Any, Any], since: date) -> dict[KeyCriterion, str]:
     reasons: dict[KeyCriterion, str] = {}
-    until = row["licence_valid_until"]
-    if until is None or until < day:
+    if row["unlicensed"]:
         reasons[KeyCriterion.unlicensed] = UNLICENSED_REASON
-    elif not (row["latest_conditions_ok"] == "false" or row["failed_spot_checks"] or row["cases"]
-              or row["complaints"]):
-        return reasons  # most enterprises: nothing else to look at
-    if row["latest_conditions_ok"] == "false":
-        note = row["latest_conditions_note"]
+    if row["ok"] == "false":
         reasons[KeyCriterion.lowered_conditions] = (
-            f"licensing conditions not met at the latest inspection ({row['latest_kind']} on "
-            f"{_local(row['latest_inspected_at'])}){': ' + note if note else ''}")
-    start = since.timestamp()
-    spot = [int(failed) for at, failed in _json(row["failed_spot_checks"]) if float(at) >= start]
-    if spot:
+            f"licensing conditions not met at the latest inspection ({row['kind']} on {_local(row['inspected_at'])})"
+            f"{': ' + row['note'] if row['note'] else ''}")
+    if row["checks"]:
         reasons[KeyCriterion.spot_check_problems] = (
-            f"{_plural(sum(spot), 'failed spot-check sample')} in {_plural(len(spot), 'spot check')} since "
-            f"{license_service.local_date(since).isoformat()}")
+            f"{_plural(int(row['samples'] or 0), 'failed spot-check sample')} in "
+            f"{_plural(int(row['checks']), 'spot check')} since {since.isoformat()}")
     past = []
     if row["cases"]:
         past.append(f"{_plural(int(row['cases']), 'penalty case')} (latest {_local(row['last_case'])})")
@@ -130,18 +135,13 @@ def _auto_reasons(row: Mapping[Any, Any], day: date, since: datetime) -> dict[Ke
     return reasons
 
 
-def _json(value: Any) -> list[Any]:
-    """A jsonb array as read: decoded by the connection's codec, or text without one; NULL is empty."""
-    if value is None:
-        return []
-    return list(json.loads(value) if isinstance(value, str) else value)
-
-
-def flags_from_facts(row: Mapping[Any, Any], day: date, since: datetime) -> list[dict[str, str]]:
-    """The flags of one enterprise from its facts (the FACT_COLUMNS of a row, NULL when it has none):
-    computed and manual, criterion by criterion, each ``{criterion, reason, source}`` (KeyFlagPublic)."""
-    auto = _auto_reasons(row, day, since)
-    manual = _json(row["manual_flags"])
+def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]]:
+    """The flags of one enterprise from its FACTS_LATERAL row: computed and manual, criterion by
+    criterion, each ``{criterion, reason, source}`` (the shape of KeyFlagPublic)."""
+    auto = _auto_reasons(row, since)
+    manual = row["flags"]
+    if isinstance(manual, str):  # jsonb as text, on a connection without the json codec
+        manual = json.loads(manual)
     out: list[dict[str, str]] = []
     for criterion in KeyCriterion:
         if criterion in auto:
@@ -150,14 +150,21 @@ def flags_from_facts(row: Mapping[Any, Any], day: date, since: datetime) -> list
     return out
 
 
+async def flags_of(session: AsyncSession, ids: list[uuid.UUID],
+                   scope: Scope | None) -> dict[uuid.UUID, list[dict[str, str]]]:
+    """The flags of each of ``ids`` with their reasons, computed and manual, in one statement."""
+    if not ids:
+        return {}
+    params = facts_parameters(scope)
+    rows = await raw_fetch(session, FLAGS_SQL, ids, params["pattern"], params["day"], params["since"])
+    since = params["since"].date()
+    return {row["id"]: flags_from_facts(row, since) for row in rows}
+
+
 async def key_flags_for(session: AsyncSession, enterprises: list[Enterprise]) -> dict[uuid.UUID, list[KeyFlagPublic]]:
-    """Flags of each of ``enterprises`` (already read through the caller's jurisdiction), in one statement."""
-    if not enterprises:
-        return defaultdict(list)
-    day, since = facts_parameters()
-    rows = await raw_fetch(session, _FLAGS_SQL, [e.id for e in enterprises])
-    return defaultdict(list, {row["id"]: [KeyFlagPublic.model_validate(f) for f in flags_from_facts(row, day, since)]
-                              for row in rows})
+    """Flags of each enterprise of a page as KeyFlagPublic."""
+    flags = await flags_of(session, [e.id for e in enterprises], scope_mod.current(session.sync_session))
+    return defaultdict(list, {eid: [KeyFlagPublic.model_validate(f) for f in fs] for eid, fs in flags.items()})
 
 
 def manual_public(flag: EnterpriseKeyFlag) -> ManualKeyFlagPublic:

@@ -25,8 +25,6 @@ async def run_once(maker: async_sessionmaker[AsyncSession]) -> dict[str, int]:
         done["licenses_expired"] = await license_service.expire_due(session)
     async with session_scope(maker) as session:
         done["recalls_overdue"] = await recall_service.mark_overdue(session)
-    async with session_scope(maker) as session:  # the key-flag facts of enterprises changed since (0018)
-        done["key_facts_refreshed"] = int((await session.execute(text("SELECT pqs_refresh_key_facts()"))).scalar_one())
     async with session_scope(maker) as session:
         done["campaign_deltas_folded"] = await campaign_service.compact(session)
     async with session_scope(maker) as session:

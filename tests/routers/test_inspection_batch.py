@@ -218,9 +218,9 @@ async def test_concurrent_retries_of_one_batch_store_each_inspection_once(live_c
 
 async def test_concurrent_batches_on_the_same_enterprises_all_land_and_keep_the_counters_exact(live_client, engine):
     """Three officers' batches touch the same producers in different orders, with real commits. The
-    key-flag facts are only marked (migration 0018) and the campaign contributions are recomputed at
-    commit in id order (0019): every item is created, no batch meets a deadlock, nothing is left
-    marked, and the kept contributions equal a rebuild from scratch."""
+    campaign contributions are recomputed at commit in id order (migration 0018): every item is
+    created, no batch meets a deadlock, nothing is left marked, and the kept contributions equal a
+    rebuild from scratch."""
     admin = str((await login(live_client, "admin", ADMIN_PASSWORD))["access_token"])
     ents = [await create_enterprise(live_client, admin, XIHU, category_codes=["05"]) for _ in range(6)]
     orders = [ents, list(reversed(ents)), ents[3:] + ents[:3]]

@@ -1,9 +1,9 @@
 """An enterprise's campaign contribution is recomputed when its transaction commits, for every
 enterprise it touched in id order, instead of row by row while the transaction runs
 
-Revision ID: 0019
-Revises: 0018
-Create Date: 2026-11-29 06:00:00+00:00
+Revision ID: 0018
+Revises: 0017
+Create Date: 2026-11-29 05:00:00+00:00
 
 ``pqs_refresh_enterprise`` locks the enterprise's ``campaign_enterprise`` rows until commit. Run from
 the row triggers, a batch of 100 inspections held those locks from its first item to its commit, in
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
