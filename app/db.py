@@ -161,11 +161,16 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
 
 
 async def raw_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
-    """Run ``sql`` ($1, $2, ... placeholders) straight on the asyncpg connection under the session, in
-    its transaction if one is open, and return asyncpg Records: for the few hot reads where the ORM's
-    per-statement cost would be most of the request. Such a statement states the caller's jurisdiction
-    itself (the scope's session filter sees ORM statements only). Database errors come back as asyncpg
-    exceptions; app.routing turns them into problems like the ORM's."""
+    """Run ``sql`` ($1, $2, ... placeholders) straight on the asyncpg connection under the session and
+    return asyncpg Records: for the few hot reads where the ORM's per-statement cost would be most of
+    the request. Pending ORM changes are flushed first, so it reads what the session wrote. Inside a
+    transaction the driver has begun it runs in that transaction; as a session's first statement it
+    runs on its own (the driver begins lazily), so a read made of several raw statements must not
+    rely on one snapshot. Such a statement states the caller's jurisdiction itself (the scope's
+    session filter sees ORM statements only). Database errors come back as asyncpg exceptions;
+    app.routing turns them into problems like the ORM's."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]

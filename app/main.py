@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -78,7 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = read_sessionmaker(app.state.sessionmaker)
     tasks = []
-    connect = listen_connector(app.state.sessionmaker)
+    connect = listen_connector(app.state.sessionmaker) if settings.principal_cache_seconds > 0 else None
     if connect is not None:
         tasks.append(asyncio.create_task(app.state.principal_cache.listen(connect)))
     if settings.run_background_jobs:
@@ -104,7 +105,10 @@ def listen_connector(sessionmaker: Any) -> Callable[[], Awaitable[Any]] | None:
     engine = bind if isinstance(bind, AsyncEngine) else getattr(bind, "engine", None)
     if engine is None:
         return None
-    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    _, url_kwargs = engine.dialect.create_connect_args(engine.url)
+    # what asyncpg.connect takes (the URL may carry options meant for SQLAlchemy's adapter)
+    accepted = set(inspect.signature(asyncpg.connect).parameters)
+    kwargs = {k: v for k, v in url_kwargs.items() if k in accepted and k != "server_settings"}
 
     async def connect() -> Any:
         return await asyncpg.connect(**kwargs, server_settings={"application_name": "pqs-regulator-listen"})

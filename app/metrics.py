@@ -8,7 +8,7 @@ Request and a Response object per request. Here the template is read after the r
 
 * ``http_requests_total{handler, method, status}``: ``status`` grouped as ``2xx`` .. ``5xx``;
   ``handler`` is the route template (``/api/v1/enterprises/{enterprise_id}``), ``none`` when no route
-  matched (so unknown paths cannot grow the label set);
+  matched, and a method outside the standard ones is ``other`` (so clients cannot grow the label set);
 * ``http_request_duration_seconds{handler, method}`` (few buckets) and
   ``http_request_duration_highr_seconds`` (many buckets, no labels);
 * ``http_response_size_bytes{handler}`` from the response's Content-Length.
@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EXCLUDED = frozenset({"/metrics"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is "other"
 _HIGHR_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5, 7.5, 10, 30, 60)
 
 
@@ -81,7 +82,7 @@ class RequestMetrics:
             handler = getattr(route, "path", None) or "none"
             if handler not in EXCLUDED:
                 elapsed = time.perf_counter() - start
-                method = scope["method"]
+                method = scope["method"] if scope["method"] in METHODS else "other"
                 self.requests.labels(method, f"{str(status)[0]}xx", handler).inc()
                 self.latency.labels(method, handler).observe(elapsed)
                 self.latency_highr.observe(elapsed)

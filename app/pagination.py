@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -53,7 +54,8 @@ def decode_cursor(cursor: str) -> str:
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor") from exc
 
 
-_BAD_CURSOR = (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError)
+# sqlakeyset reads bookmarks with the csv module, whose errors are not ValueErrors
+_BAD_CURSOR = (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError, csv.Error)
 
 
 def invalid_cursor() -> Unprocessable:

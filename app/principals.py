@@ -5,7 +5,7 @@ region, active, revoked jti, password changed): about a millisecond, a fifth of 
 This cache maps an access token to the ``Scope`` it resolved to. It is safe because it is only used
 while it hears about every change that could alter the answer:
 
-* The database announces changes: migration 0017 puts statement triggers on ``app_user``,
+* The database announces changes: migration 0017 puts row triggers on ``app_user``,
   ``service_account`` and ``revoked_access_token`` that ``pg_notify('principal_changed')``.
   Each worker process keeps one ``LISTEN`` connection (``PrincipalCache.listen``); a notification
   empties the cache. Changes made by other processes or by hand in ``psql`` are covered alike.
@@ -17,6 +17,9 @@ while it hears about every change that could alter the answer:
   Another worker sees it when the notification arrives, a few milliseconds after the commit.
 * A lookup that read the database before a change and finishes after the cache was emptied for it
   is not stored (``generation``), so an in-flight request cannot put back what a change removed.
+* A connection that drops without a word (a NAT or firewall timeout) loses notifications silently: the
+  listener asks it something every 2 s and turns the cache off when it does not answer in 2 s, so
+  such a loss can hide a change for about 4 s at most.
 * An entry also ends at the token's ``exp`` and after ``APP_PRINCIPAL_CACHE_SECONDS`` at most, and a
   hit checks that the signing keys, issuer and audience are still the configured ones (a retired
   key stops its tokens at once).
@@ -103,7 +106,7 @@ class PrincipalCache:
         return len(self._entries)
 
     async def listen(self, connect: Callable[[], Awaitable[Any]], *, retry_seconds: float = 1.0,
-                     check_seconds: float = 10.0) -> None:
+                     check_seconds: float = 2.0) -> None:
         """Keep a LISTEN connection (``connect()`` returns an asyncpg connection) for as long as the
         task runs; the cache is active only while it is up (checked every ``check_seconds``).
         Reconnects after a loss."""

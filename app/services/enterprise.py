@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import uuid
 from datetime import datetime
 from typing import Any
@@ -157,7 +158,7 @@ def _place(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     try:
         marker = unserialize_bookmark(decode_cursor(cursor))
         created_at, eid = marker.place if marker.place is not None else (None, None)
-    except (BadBookmark, ValueError, TypeError) as exc:
+    except (BadBookmark, ValueError, TypeError, csv.Error) as exc:  # sqlakeyset reads bookmarks with csv
         raise invalid_cursor() from exc
     if marker.backwards or not isinstance(created_at, datetime) or created_at.tzinfo is None \
             or not isinstance(eid, uuid.UUID):

@@ -184,6 +184,12 @@ async def test_patch_needs_if_match_and_refuses_stale_versions(client, admin_tok
         assert r.status_code == 422, forbidden
 
 
+def _b64(bookmark: str) -> str:
+    from app.pagination import encode_cursor
+
+    return encode_cursor(bookmark)
+
+
 def _cursor(place: Any, backwards: bool = False) -> str:
     from sqlakeyset import serialize_bookmark
     from sqlakeyset.types import Marker
@@ -196,9 +202,16 @@ def _cursor(place: Any, backwards: bool = False) -> str:
 @pytest.mark.parametrize("cursor", [
     "not a cursor!", _cursor(("2026-11-01", "x")), _cursor((datetime(2026, 11, 1), uuid.uuid4())),  # naive time
     _cursor((datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4(), 3)), _cursor((datetime(2026, 11, 1, tzinfo=UTC),)),
-    _cursor((datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4()), backwards=True), _cursor(None)])
+    _cursor((datetime(2026, 11, 1, tzinfo=UTC), uuid.uuid4()), backwards=True), _cursor(None),
+    _b64(">dt:2020\rX,uuid:1")])  # sqlakeyset reads bookmarks with csv: a stray CR is a csv.Error
 async def test_a_cursor_this_list_did_not_issue_is_422(client, admin_token, cursor):
     r = await client.get("/api/v1/enterprises", headers=bearer(admin_token), params={"cursor": cursor})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_cursor", r.text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/enterprises", "/api/v1/inspections", "/api/v1/licenses", "/api/v1/cases"])
+async def test_a_cursor_the_bookmark_reader_chokes_on_is_422_on_every_list(client, admin_token, path):
+    r = await client.get(path, headers=bearer(admin_token), params={"cursor": _b64(">dt:2020\rX,uuid:1")})
     assert r.status_code == 422 and r.json()["code"] == "invalid_cursor", r.text
 
 

@@ -50,6 +50,10 @@ async def test_metrics_label_requests_by_route_template_and_status_class(client,
     assert count(after, handler="none", status="4xx") == count(before, handler="none", status="4xx") + 1
     assert "00000000-0000-4000" not in after and "/no/such/path" not in after
     assert count(after, handler="/metrics") == 0
+    # a made-up method is counted as "other", so clients cannot add series
+    await client.request("FOO1", "/healthz")
+    after = (await client.get("/metrics")).text
+    assert 'method="FOO1"' not in after and count(after, method="other") >= 1
     assert re.search(r'http_request_duration_seconds_bucket\{.*handler="/api/v1/enterprises/\{enterprise_id\}"', after)
 
 
