@@ -31,6 +31,32 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+MARK = "INSERT INTO campaign_dirty (enterprise_id) VALUES ({id})"  # this revision: mark, flushed at commit
+REFRESH = "PERFORM pqs_refresh_enterprise({id})"  # before it (0009): recompute at once
+
+
+def _triggers_do(action: str) -> None:
+    """The inspection and enterprise trigger functions, doing ``action`` for each enterprise touched."""
+    old, new = action.format(id="OLD.enterprise_id"), action.format(id="NEW.enterprise_id")
+    op.execute(f"""
+CREATE OR REPLACE FUNCTION pqs_inspection_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN {old}; END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.enterprise_id <> OLD.enterprise_id) THEN
+    {new};
+  END IF;
+  RETURN NULL;
+END $$""")
+    op.execute(f"""
+CREATE OR REPLACE FUNCTION pqs_enterprise_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
+  {action.format(id="CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END")};
+  RETURN NULL;
+END $$""")
+
+
 def upgrade() -> None:
     op.execute("""
 CREATE TABLE campaign_dirty (
@@ -39,23 +65,7 @@ CREATE TABLE campaign_dirty (
   enterprise_id uuid NOT NULL
 )""")
     op.execute("CREATE INDEX ix_campaign_dirty_txid ON campaign_dirty (txid)")
-    op.execute("""
-CREATE OR REPLACE FUNCTION pqs_inspection_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN INSERT INTO campaign_dirty (enterprise_id) VALUES (OLD.enterprise_id); END IF;
-  IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.enterprise_id <> OLD.enterprise_id) THEN
-    INSERT INTO campaign_dirty (enterprise_id) VALUES (NEW.enterprise_id);
-  END IF;
-  RETURN NULL;
-END $$""")
-    op.execute("""
-CREATE OR REPLACE FUNCTION pqs_enterprise_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
-  INSERT INTO campaign_dirty (enterprise_id) VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
-  RETURN NULL;
-END $$""")
+    _triggers_do(MARK)
     op.execute("""
 CREATE FUNCTION pqs_campaign_flush() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -79,21 +89,5 @@ END $$""")
 def downgrade() -> None:
     op.execute("DROP TRIGGER pqs_campaign_flush ON campaign_dirty")
     op.execute("DROP FUNCTION pqs_campaign_flush()")
-    op.execute("""
-CREATE OR REPLACE FUNCTION pqs_inspection_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
-  IF TG_OP IN ('UPDATE', 'DELETE') THEN PERFORM pqs_refresh_enterprise(OLD.enterprise_id); END IF;
-  IF TG_OP IN ('INSERT', 'UPDATE') AND (TG_OP = 'INSERT' OR NEW.enterprise_id <> OLD.enterprise_id) THEN
-    PERFORM pqs_refresh_enterprise(NEW.enterprise_id);
-  END IF;
-  RETURN NULL;
-END $$""")
-    op.execute("""
-CREATE OR REPLACE FUNCTION pqs_enterprise_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF pqs_bulk_loading() THEN RETURN NULL; END IF;
-  PERFORM pqs_refresh_enterprise(CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
-  RETURN NULL;
-END $$""")
+    _triggers_do(REFRESH)
     op.execute("DROP TABLE campaign_dirty")
