@@ -16,6 +16,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 
+from app import scope as scope_mod
 from app.config import Settings
 
 log = logging.getLogger(__name__)
@@ -160,15 +161,29 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
             raise
 
 
-async def raw_fetch(session: AsyncSession, sql: str, *args: Any) -> list[Any]:
+class SqlParams:
+    """Positional parameters of a statement for ``raw_fetch``: ``add(value)`` answers its placeholder."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+async def raw_fetch(session: AsyncSession, sql: str, *args: Any, unscoped: bool = False) -> list[Any]:
     """Run ``sql`` ($1, $2, ... placeholders) straight on the asyncpg connection under the session and
     return asyncpg Records: for the few hot reads where the ORM's per-statement cost would be most of
     the request. Pending ORM changes are flushed first, so it reads what the session wrote. Inside a
     transaction the driver has begun it runs in that transaction; as a session's first statement it
     runs on its own (the driver begins lazily), so a read made of several raw statements must not
     rely on one snapshot. Such a statement states the caller's jurisdiction itself (the scope's
-    session filter sees ORM statements only). Database errors come back as asyncpg exceptions;
-    app.routing turns them into problems like the ORM's."""
+    session filter sees ORM statements only), and like an ORM query it is refused on a session that
+    carries no scope unless it says ``unscoped=True``. Database errors come back as asyncpg
+    exceptions; app.routing turns them into problems like the ORM's."""
+    if not unscoped and scope_mod.current(session.sync_session) is None:
+        raise scope_mod.ScopeMissing("raw query without a jurisdiction scope on the session")
     if session.new or session.dirty or session.deleted:
         await session.flush()
     conn = await session.connection()

@@ -54,8 +54,10 @@ def decode_cursor(cursor: str) -> str:
         raise Unprocessable("cursor is not a cursor this service issued", code="invalid_cursor") from exc
 
 
-# sqlakeyset reads bookmarks with the csv module, whose errors are not ValueErrors
-_BAD_CURSOR = (BadBookmark, ValueError, TypeError, IndexError, ArgumentError, StatementError, DBAPIError, csv.Error)
+# what reading a client's bookmark may raise (sqlakeyset reads them with the csv module, whose errors
+# are not ValueErrors), and what running a page from one may raise
+BAD_BOOKMARK = (BadBookmark, ValueError, TypeError, IndexError, csv.Error)
+_BAD_CURSOR = (*BAD_BOOKMARK, ArgumentError, StatementError, DBAPIError)
 
 
 def invalid_cursor() -> Unprocessable:

@@ -9,6 +9,7 @@ statement says ``execution_options(unscoped=True)`` (login, token checks, backgr
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -18,17 +19,32 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql import visitors
 from sqlmodel import SQLModel, select
 
-from app.errors import NotFound, NotPermitted
+from app.errors import NotFound, NotPermitted, Unprocessable
 from app.models.common import LEVEL_RANK, NATIONAL_CODE, Level, RegionOwned, level_of, prefix_of
 
 
-def region_condition(column: Any, region: str) -> Any:
-    """Rows inside ``region``: equality for a county (keeps an index's order), a prefix above, all for
-    the national root."""
+def _region_match(region: str) -> tuple[str, str] | None:
+    """How rows inside ``region`` are matched: equality for a county (keeps an index's order), a
+    prefix above it, nothing for the national root."""
     prefix = prefix_of(region)
     if not prefix:
+        return None
+    return ("=", region) if len(prefix) == 6 else ("LIKE", prefix + "%")
+
+
+def region_condition(column: Any, region: str) -> Any:
+    """Rows inside ``region``, as a SQLAlchemy condition on ``column``."""
+    match = _region_match(region)
+    if match is None:
         return column.is_not(None)
-    return column == region if len(prefix) == 6 else column.like(prefix + "%")
+    return column == match[1] if match[0] == "=" else column.like(match[1])
+
+
+def region_sql(column: str, region: str, add: Callable[[Any], str]) -> str | None:
+    """Rows inside ``region``, as raw SQL on ``column`` for app.db.raw_fetch (``add`` makes the value
+    a parameter and answers its placeholder); None when every row is inside."""
+    match = _region_match(region)
+    return None if match is None else f"{column} {match[0]} {add(match[1])}"
 
 
 class ScopeMissing(RuntimeError):
@@ -91,6 +107,15 @@ async def get_visible(session: AsyncSession, model: type[T], pk: Any, *, what: s
     row = (await session.execute(stmt)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"No {what.replace('_', ' ')} {pk}", code=f"{what}_not_found")
+    return row
+
+
+async def get_linked(session: AsyncSession, model: type[T], pk: Any, *, what: str, enterprise_id: uuid.UUID) -> T:
+    """A record another one links to (a case's inspection, a recall's case): visible like any record
+    (404 otherwise) and about the same enterprise (422 ``<what>_of_other_enterprise`` otherwise)."""
+    row = await get_visible(session, model, pk, what=what)
+    if row.enterprise_id != enterprise_id:  # type: ignore[attr-defined]
+        raise Unprocessable(f"{what} {pk} is not of enterprise {enterprise_id}", code=f"{what}_of_other_enterprise")
     return row
 
 

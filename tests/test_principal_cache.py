@@ -15,10 +15,7 @@ import pytest
 from app.main import listen_connector
 from app.principals import PrincipalCache
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
-
-
-def libpq(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+from tests.test_migrations import libpq
 
 
 @pytest.fixture

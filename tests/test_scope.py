@@ -234,3 +234,25 @@ async def test_a_region_owned_query_without_a_scope_fails_closed(sessionmaker):
         with pytest.raises(ScopeMissing):
             await s.execute(select(Region.code).where(exists(select(User.id).where(User.region_code == Region.code))))
         assert (await s.execute(select(Region.code).where(Region.code == "330106"))).scalar() == "330106"
+
+
+@pytest.mark.parametrize(("region", "expected"), [
+    ("330106", "e.region_code = $1"), ("330100", "e.region_code LIKE $1"), ("330000", "e.region_code LIKE $1"),
+    ("000000", None)])
+def test_raw_sql_matches_a_region_as_the_session_filter_does(region, expected):
+    from app.db import SqlParams
+    from app.scope import region_sql
+
+    params = SqlParams()
+    assert region_sql("e.region_code", region, params.add) == expected
+    assert params.values == ({"330106": ["330106"], "330100": ["3301%"], "330000": ["33%"]}.get(region, []))
+
+
+async def test_a_raw_query_on_a_session_without_scope_is_refused(sessionmaker):
+    from app.db import raw_fetch
+    from app.scope import ScopeMissing
+
+    async with sessionmaker() as session:
+        with pytest.raises(ScopeMissing):
+            await raw_fetch(session, "SELECT id FROM enterprise LIMIT 1")
+        assert await raw_fetch(session, "SELECT 1 AS one", unscoped=True) == [(1,)]

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from app import policy
 from app.concurrency import ANY_VERSION, check_version
 from app.config import Settings, get_settings
-from app.errors import NotPermitted, Unprocessable
+from app.errors import NotPermitted
 from app.models.case import (
     GOODS_MEASURES,
     CaseCreate,
@@ -32,7 +32,7 @@ from app.models.case import (
 from app.models.common import Role, utcnow
 from app.models.enterprise import Enterprise
 from app.models.inspection import Checks, Inspection, Sample
-from app.scope import Scope, get_visible
+from app.scope import Scope, get_linked, get_visible
 from app.services import audit, versioned
 from app.services import case_workflow as workflow
 
@@ -132,10 +132,7 @@ async def create(session: AsyncSession, *, scope: Scope, settings: Settings,
         return existing, False
     enterprise = await get_visible(session, Enterprise, data.enterprise_id, what="enterprise")
     if data.inspection_id is not None:
-        inspection = await get_visible(session, Inspection, data.inspection_id, what="inspection")
-        if inspection.enterprise_id != enterprise.id:
-            raise Unprocessable(f"inspection {inspection.id} is not of enterprise {enterprise.id}",
-                                code="inspection_of_other_enterprise")
+        await get_linked(session, Inspection, data.inspection_id, what="inspection", enterprise_id=enterprise.id)
     if not scope.contains(enterprise.region_code):  # visible means inside: kept for clarity of intent
         raise NotPermitted("enterprise outside your jurisdiction", code="not_in_jurisdiction")
     case = PenaltyCase(id=data.id or uuid.uuid4(), enterprise_id=enterprise.id, inspection_id=data.inspection_id,

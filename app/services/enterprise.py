@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import uuid
 from datetime import datetime
 from typing import Any
 
 from pydantic_core import to_json
-from sqlakeyset import BadBookmark, serialize_bookmark, unserialize_bookmark
+from sqlakeyset import serialize_bookmark, unserialize_bookmark
 from sqlakeyset.types import Marker
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app import policy
 from app.concurrency import check_version
-from app.db import raw_fetch
+from app.db import SqlParams, raw_fetch
 from app.errors import Conflict, NotPermitted, Unprocessable
-from app.models.common import Level, Role, prefix_of
+from app.models.common import Level, Role
 from app.models.enterprise import (
     Enterprise,
     EnterpriseCreate,
@@ -27,8 +26,8 @@ from app.models.enterprise import (
     KeyFlagPublic,
 )
 from app.models.reference import ProductCategory
-from app.pagination import PageParams, decode_cursor, encode_cursor, invalid_cursor
-from app.scope import Scope, get_visible
+from app.pagination import BAD_BOOKMARK, PageParams, decode_cursor, encode_cursor, invalid_cursor
+from app.scope import Scope, get_visible, region_sql
 from app.services import audit, focus, reference, uscc, versioned
 
 
@@ -128,28 +127,6 @@ _LIST_COLUMNS = ("id", "uscc", "name", "legal_representative", "address", "regio
                  "licensed", "version", "created_at", "updated_at")
 
 
-class _Params:
-    """Positional parameters of a raw statement: ``add(value)`` answers its placeholder."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def add(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
-def _region_sql(params: _Params, region: str) -> str | None:
-    """The SQL of region_condition (app/scope.py) on ``e.region_code``: equality for a county, a
-    prefix above it, nothing for the national root."""
-    prefix = prefix_of(region)
-    if not prefix:
-        return None
-    if len(prefix) == 6:
-        return f"e.region_code = {params.add(region)}"
-    return f"e.region_code LIKE {params.add(prefix + '%')}"
-
-
 def _place(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     """The (created_at, id) after which a page starts, from a cursor of this list (sqlakeyset's bookmark
     format, so cursors issued before this list ran on its own statement stay valid)."""
@@ -158,7 +135,7 @@ def _place(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     try:
         marker = unserialize_bookmark(decode_cursor(cursor))
         created_at, eid = marker.place if marker.place is not None else (None, None)
-    except (BadBookmark, ValueError, TypeError, csv.Error) as exc:  # sqlakeyset reads bookmarks with csv
+    except BAD_BOOKMARK as exc:
         raise invalid_cursor() from exc
     if marker.backwards or not isinstance(created_at, datetime) or created_at.tzinfo is None \
             or not isinstance(eid, uuid.UUID):
@@ -170,10 +147,12 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
                    key: bool | None, size: EnterpriseSize | None, q: str | None,
                    page: PageParams) -> tuple[str, list[Any]]:
     """The page statement of the enterprise list and its parameters (see ``list_page``)."""
-    params = _Params()
+    params = SqlParams()
     if region is not None:
         scope.require_region(region)
-    where = [c for c in (_region_sql(params, scope.region_code), region and _region_sql(params, region)) if c]
+    # the caller's jurisdiction (as the scope's session filter applies it), then the region asked for
+    where = [c for c in (region_sql("e.region_code", scope.region_code, params.add),
+                         region and region_sql("e.region_code", region, params.add)) if c]
     if category:
         # a category also finds enterprises filed under its sub-products (GIN-indexed overlap)
         p = params.add(category)

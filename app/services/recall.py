@@ -33,7 +33,7 @@ from app.models.recall import (
     RegionBreakdown,
     _check_units,
 )
-from app.scope import Scope, get_visible
+from app.scope import Scope, get_linked, get_visible
 from app.services import audit, reference, versioned
 from app.services import license as license_service
 
@@ -122,15 +122,9 @@ async def create(session: AsyncSession, *, scope: Scope, data: RecallCreate) -> 
         return existing, False
     enterprise = await get_visible(session, Enterprise, data.enterprise_id, what="enterprise")
     if data.case_id is not None:
-        case = await get_visible(session, PenaltyCase, data.case_id, what="case")
-        if case.enterprise_id != enterprise.id:
-            raise Unprocessable(f"case {case.id} is not about enterprise {enterprise.id}",
-                                code="case_of_other_enterprise")
+        await get_linked(session, PenaltyCase, data.case_id, what="case", enterprise_id=enterprise.id)
     if data.inspection_id is not None:
-        insp = await get_visible(session, Inspection, data.inspection_id, what="inspection")
-        if insp.enterprise_id != enterprise.id:
-            raise Unprocessable(f"inspection {insp.id} is not of enterprise {enterprise.id}",
-                                code="inspection_of_other_enterprise")
+        await get_linked(session, Inspection, data.inspection_id, what="inspection", enterprise_id=enterprise.id)
     await _check_regions(session, [d.region_code for d in data.distribution])
     r = Recall(id=data.id or uuid.uuid4(), enterprise_id=enterprise.id, case_id=data.case_id,
                inspection_id=data.inspection_id, region_code=enterprise.region_code, product=data.product,
