@@ -746,6 +746,7 @@ async def load_demo(conn: AsyncConnection, *, size: int = DEFAULT_SIZE, seed: in
             await raw.copy_records_to_table(table, records=rows, columns=list(columns))
     await raw.execute("SET LOCAL pqs.bulk_load = 'off'")
     await raw.execute("SELECT pqs_rebuild_campaign(id) FROM campaign")
+    await raw.execute("SELECT pqs_rebuild_key_facts()")
     result = DemoResult(
         enterprises=len(data.enterprises), licenses=len(data.licenses), inspections=len(data.inspections),
         cases=len(data.cases), unlicensed=sum(1 for e in data.enterprises if not e[8]), users=data.users,

@@ -470,7 +470,9 @@ async def rebuild_campaigns(url: str) -> None:
     try:
         await conn.execute("SET statement_timeout = 0")
         await conn.execute("SELECT pqs_rebuild_campaign(id) FROM campaign")
+        await conn.execute("SELECT pqs_rebuild_key_facts()")  # the kept key-flag facts (migration 0020)
         await conn.execute("VACUUM (ANALYZE) campaign_enterprise")
+        await conn.execute("VACUUM (ANALYZE) enterprise_key_facts")
         await conn.execute("VACUUM (ANALYZE) campaign_delta")
     finally:
         await conn.close()

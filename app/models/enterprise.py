@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import StringConstraints, field_validator
-from sqlalchemy import Column, Computed, String, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Column, Computed, DateTime, Integer, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
@@ -131,6 +131,35 @@ class EnterpriseKeyFlag(RegionOwned, SQLModel, table=True):
     reason: str = Field(max_length=500)
     set_by: uuid.UUID | None = None
     set_at: datetime = tz_field(default_factory=utcnow)
+
+
+class EnterpriseKeyFacts(SQLModel, table=True):
+    """The facts behind one enterprise's computed key flags, as its records stand: kept by the
+    database, which recomputes them whenever a transaction that changed those records commits
+    (migration 0020), so the enterprise list reads them with its page instead of querying five tables
+    per row. Read in SQL only (app/services/focus.py). ``uniform`` is false when one of the records lies
+    outside the enterprise's own region (a transferred case): the facts then depend on who asks, and
+    the list computes that enterprise's flags per caller instead."""
+
+    __tablename__ = "enterprise_key_facts"
+
+    enterprise_id: uuid.UUID = Field(foreign_key="enterprise.id", primary_key=True, ondelete="CASCADE")
+    uniform: bool
+    licence_until: date | None = Field(default=None, description="latest expiry of its valid licences")
+    last_kind: str | None = Field(default=None, sa_type=Text, description="its latest inspection: kind")
+    last_at: datetime | None = tz_field(default=None)
+    last_ok: str | None = Field(default=None, sa_type=Text, description="... conditions_met.ok")
+    last_note: str | None = Field(default=None, sa_type=Text, description="... conditions_met.note")
+    check_times: list[datetime] = Field(
+        sa_column=Column(ARRAY(DateTime(timezone=True)), nullable=False),
+        description="when each spot check that failed a sample was made, oldest first")
+    check_samples: list[int] = Field(sa_column=Column(ARRAY(Integer), nullable=False),
+                                     description="how many samples each of those failed")
+    cases: int = Field(sa_type=BigInteger)
+    last_case: datetime | None = tz_field(default=None)
+    complaints: int = Field(sa_type=BigInteger, description="complaint inspections that found issues")
+    last_complaint: datetime | None = tz_field(default=None)
+    flags: list[Any] = Field(sa_column=Column(JSONB, nullable=False), description="manual [criterion, reason]")
 
 
 class KeyFlagCreate(SQLModel):

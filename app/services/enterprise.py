@@ -185,7 +185,7 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
         where.append(("" if key else "NOT ") + focus.KEY_EXPR.format(a="k"))
     columns = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
     # only constant fragments and $n placeholders are joined here: every value is a parameter
-    sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
+    sql = (f"SELECT {columns}, {focus.KEPT_SELECT} FROM enterprise e {focus.KEPT_JOIN} {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
     return sql, params.values
@@ -196,17 +196,22 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
                     page: PageParams) -> bytes:
     """One page of the enterprise list, newest first, as the JSON of ``Page[EnterprisePublic]``.
 
-    The hottest read of the service runs as two raw statements on the session's connection, with no
+    The hottest read of the service runs as one raw statement on the session's connection, with no
     ORM entities and no response model on the way: the page (``list_statement``: jurisdiction and
-    filters, keyset after the cursor; ``?key=`` filters on focus.FACTS_LATERAL) and the page's key-flag
-    facts (focus.flags_of). It states the caller's jurisdiction itself, with the same conditions as the
-    scope's session filter (app/scope.py), and a test checks that every item equals what
-    GET /enterprises/{id} answers."""
+    filters, keyset after the cursor; ``?key=`` filters on focus.FACTS_LATERAL) with each enterprise's
+    kept key facts (focus.KEPT_SELECT), from which its flags follow. An enterprise whose kept facts
+    cannot serve every caller gets its flags from focus.flags_of, a second statement. The statement
+    states the caller's jurisdiction itself, with the same conditions as the scope's session filter
+    (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers (whose
+    flags flags_of computes from the records)."""
     sql, values = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
                                  size=size, q=q, page=page)
     rows = await raw_fetch(session, sql, *values)
-    flags = await focus.flags_of(session, [row["id"] for row in rows[:page.limit]], scope)
-    items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": flags.get(row["id"], [])} for row in rows[:page.limit]]
+    params = focus.facts_parameters(scope)
+    flags = await focus.flags_of(session, [row["id"] for row in rows[:page.limit] if not row["kf_uniform"]], scope)
+    items = [{**{c: row[c] for c in _LIST_COLUMNS},
+              "key_flags": focus.flags_from_kept(row, params) if row["kf_uniform"] else flags.get(row["id"], [])}
+             for row in rows[:page.limit]]
     nxt = None
     if len(rows) > page.limit:
         last = rows[page.limit - 1]

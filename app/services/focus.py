@@ -150,6 +150,32 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
     return out
 
 
+# The kept facts (table enterprise_key_facts, migration 0020) a statement selects beside an enterprise
+# joined as ``kf``: ``flags_from_kept`` turns them into flags; ``kf_uniform`` null or false means they
+# cannot serve this enterprise (no row yet, or records outside its region) and flags_of computes them.
+KEPT_JOIN = "LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id"
+KEPT_COLUMNS = ("uniform", "licence_until", "last_kind", "last_at", "last_ok", "last_note", "check_times",
+                "check_samples", "cases", "last_case", "complaints", "last_complaint", "flags")
+KEPT_SELECT = ", ".join(f"kf.{c} AS kf_{c}" for c in KEPT_COLUMNS)
+
+
+def flags_from_kept(row: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The flags of one enterprise from its kept facts (``kf_`` columns of KEPT_SELECT), for the day and
+    two-year window of ``params`` (facts_parameters): the same flags flags_of computes from the records."""
+    since = params["since"]
+    recent = [n for at, n in zip(row["kf_check_times"], row["kf_check_samples"], strict=True) if at >= since]
+    until = row["kf_licence_until"]
+    unlicensed = until is None or until < params["day"]
+    if not (unlicensed or row["kf_last_ok"] == "false" or recent or row["kf_cases"] or row["kf_complaints"]
+            or row["kf_flags"] not in ([], "[]")):
+        return []
+    return flags_from_facts({
+        "unlicensed": unlicensed, "kind": row["kf_last_kind"], "inspected_at": row["kf_last_at"],
+        "ok": row["kf_last_ok"], "note": row["kf_last_note"], "checks": len(recent), "samples": sum(recent),
+        "cases": row["kf_cases"], "last_case": row["kf_last_case"], "complaints": row["kf_complaints"],
+        "last_complaint": row["kf_last_complaint"], "flags": row["kf_flags"]}, since.date())
+
+
 async def flags_of(session: AsyncSession, ids: list[uuid.UUID],
                    scope: Scope | None) -> dict[uuid.UUID, list[dict[str, str]]]:
     """The flags of each of ``ids`` with their reasons, computed and manual, in one statement."""

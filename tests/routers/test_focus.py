@@ -28,8 +28,13 @@ def local(days: int) -> str:
 
 
 async def flags(client, token: str, enterprise_id: str) -> list[tuple[str, str, str]]:
+    """The enterprise's flags as GET /enterprises/{id} computes them from the records, after checking
+    that the list, which reads the facts the database keeps (migration 0020), shows the same."""
     r = await client.get(f"/api/v1/enterprises/{enterprise_id}", headers=bearer(token))
     assert r.status_code == 200, r.text
+    listed = await client.get("/api/v1/enterprises", headers=bearer(token), params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    assert [i["key_flags"] for i in listed.json()["items"] if i["id"] == enterprise_id] == [r.json()["key_flags"]]
     return [(f["criterion"], f["reason"], f["source"]) for f in r.json()["key_flags"]]
 
 
@@ -173,6 +178,45 @@ async def test_key_filter_matches_the_flags(client, admin_token, sessionmaker):
         if cursor is None:
             break
     assert sorted(seen) == sorted(everyone) and len(seen) == 7
+
+
+async def test_kept_facts_follow_an_expired_licence_and_a_case_moved_out_of_the_county(
+        client, admin_token, sessionmaker, connection):
+    e = await licensed_enterprise(client, admin_token)
+    county = await user_token(client, admin_token, username="xh.kept", region_code="330106", roles=["inspector"])
+    assert await flags(client, county, e["id"]) == []
+    # the licence runs out: unlicensed from that day, before the expiry job marks it
+    await connection.execute(text("UPDATE license SET expires_on = CURRENT_DATE - 1 WHERE enterprise_id = :e"),
+                             {"e": e["id"]})
+    assert await flags(client, county, e["id"]) == [("unlicensed", "no valid production licence", "auto")]
+    await connection.execute(text("UPDATE license SET expires_on = CURRENT_DATE + 400 WHERE enterprise_id = :e"),
+                             {"e": e["id"]})
+    case_id = await insert_case(sessionmaker, e, at=days_ago(6))
+    past = [("past_violations", f"1 penalty case (latest {local(6)})", "auto")]
+    assert await flags(client, county, e["id"]) == past
+    # the case goes to another county's bureau: the enterprise's own county no longer sees it, the
+    # province does; the kept facts cannot serve both, so the list computes them per caller
+    await connection.execute(text("UPDATE penalty_case SET region_code = '330102' WHERE id = :c"), {"c": case_id})
+    kept = (await connection.execute(text("SELECT uniform, cases FROM enterprise_key_facts WHERE enterprise_id = :e"),
+                                     {"e": e["id"]})).one()
+    assert tuple(kept) == (False, 1)
+    assert await flags(client, county, e["id"]) == []
+    assert await flags(client, admin_token, e["id"]) == past
+
+
+async def test_kept_facts_are_made_for_every_enterprise_and_equal_a_rebuild(client, admin_token, sessionmaker,
+                                                                           connection):
+    for _ in range(3):
+        e = await licensed_enterprise(client, admin_token)
+        await insert_inspection(sessionmaker, e, kind="spot_check", samples=[sample(False), sample(True)])
+    await create_enterprise(client, admin_token)
+    kept_sql = text("SELECT * FROM enterprise_key_facts ORDER BY enterprise_id")
+    kept = [tuple(r) for r in await connection.execute(kept_sql)]
+    assert len(kept) == (await connection.execute(text("SELECT count(*) FROM enterprise"))).scalar() == 4
+    samples = (await connection.execute(text("SELECT check_samples FROM enterprise_key_facts"))).scalars()
+    assert sorted(samples) == [[], [1], [1], [1]]  # each failed spot check, with its failed samples
+    await connection.execute(text("SELECT pqs_rebuild_key_facts()"))
+    assert [tuple(r) for r in await connection.execute(kept_sql)] == kept
 
 
 async def test_flags_take_a_fixed_number_of_queries_per_page(client, admin_token, sessionmaker, connection):

@@ -239,5 +239,10 @@ async def test_concurrent_batches_on_the_same_enterprises_all_land_and_keep_the_
         assert kept and all(r[5] == 1 for r in kept)  # each producer counts as inspected in the campaign
         await conn.execute(text("SELECT pqs_rebuild_campaign(id) FROM campaign"))
         rebuilt = [tuple(r) for r in await conn.execute(kept_sql, {"ids": ids})]
+        # and so are the key-flag facts kept for the list (migration 0020)
+        facts_sql = "SELECT * FROM {} WHERE enterprise_id = ANY(CAST(:ids AS uuid[])) ORDER BY enterprise_id"
+        facts = [tuple(r) for r in await conn.execute(text(facts_sql.format("enterprise_key_facts")), {"ids": ids})]
+        now = [tuple(r) for r in await conn.execute(text(facts_sql.format("enterprise_key_facts_now")), {"ids": ids})]
         await conn.rollback()
     assert kept == rebuilt
+    assert len(facts) == 6 and facts == now
