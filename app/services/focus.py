@@ -150,10 +150,11 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
     return out
 
 
-# The kept facts (table enterprise_key_facts, migration 0020) a statement selects beside an enterprise
-# joined as ``kf``: ``flags_from_kept`` turns them into flags; ``kf_uniform`` null or false means they
-# cannot serve this enterprise (no row yet, or records outside its region) and flags_of computes them.
-KEPT_JOIN = "LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id"
+# The kept facts (table enterprise_key_facts, migration 0020) a statement selects beside the rows of
+# ``{page}`` (joined as ``kf``): ``flags_from_kept`` turns them into flags; ``kf_uniform`` null or false
+# means they cannot serve this enterprise (no row yet, or records outside its region) and flags_of
+# computes them.
+KEPT_JOIN = "LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = {page}.id"
 KEPT_COLUMNS = ("uniform", "licence_until", "last_kind", "last_at", "last_ok", "last_note", "check_times",
                 "check_samples", "cases", "last_case", "complaints", "last_complaint", "flags")
 KEPT_SELECT = ", ".join(f"kf.{c} AS kf_{c}" for c in KEPT_COLUMNS)
