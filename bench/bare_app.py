@@ -18,6 +18,7 @@ Run (bench_archives.py does this): DATABASE_URL=postgresql+asyncpg://... \
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -79,6 +80,8 @@ async def enterprises(request: Request) -> JSONResponse:
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     app.state.pool = await asyncpg.create_pool(dsn(), min_size=2, max_size=SETTINGS.db_pool_size)
+    gc.collect()
+    gc.freeze()  # as the service's workers do (app/main.py), so the comparison stays like for like
     try:
         yield
     finally:

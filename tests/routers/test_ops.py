@@ -1,5 +1,6 @@
 """Operations endpoints, request ids, offline docs."""
 
+import gc
 import re
 
 from tests.conftest import bearer
@@ -87,3 +88,11 @@ async def test_openapi_documents_problems_and_idempotency_keys(client):
     assert {"412", "428"} <= set(patch["responses"])
     assert spec["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == (
         "/api/v1/auth/token")
+
+
+async def test_a_worker_freezes_what_it_holds_at_start_up_out_of_the_collectors_sight(live_app):
+    # full collections walking the start-up heap were the tail of the latency under load
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    async with live_app.router.lifespan_context(live_app):
+        assert gc.get_freeze_count() > 10_000  # the modules, models and routes
