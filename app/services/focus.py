@@ -164,12 +164,13 @@ def flags_from_kept(row: Mapping[str, Any], params: Mapping[str, Any]) -> list[d
     """The flags of one enterprise from its kept facts (``kf_`` columns of KEPT_SELECT), for the day and
     two-year window of ``params`` (facts_parameters): the same flags flags_of computes from the records."""
     since = params["since"]
-    recent = [n for at, n in zip(row["kf_check_times"], row["kf_check_samples"], strict=True) if at >= since]
     until = row["kf_licence_until"]
     unlicensed = until is None or until < params["day"]
-    if not (unlicensed or row["kf_last_ok"] == "false" or recent or row["kf_cases"] or row["kf_complaints"]
-            or row["kf_flags"] not in ([], "[]")):
-        return []
+    times = row["kf_check_times"]  # oldest first
+    if not (unlicensed or row["kf_last_ok"] == "false" or (times and times[-1] >= since) or row["kf_cases"]
+            or row["kf_complaints"] or row["kf_flags"] not in ([], "[]")):
+        return []  # most enterprises: nothing to build
+    recent = [n for at, n in zip(times, row["kf_check_samples"], strict=True) if at >= since]
     return flags_from_facts({
         "unlicensed": unlicensed, "kind": row["kf_last_kind"], "inspected_at": row["kf_last_at"],
         "ok": row["kf_last_ok"], "note": row["kf_last_note"], "checks": len(recent), "samples": sum(recent),
