@@ -3,9 +3,11 @@ expiry kept current (on read and by the job, audited), jurisdiction."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -14,8 +16,9 @@ from app.models.enterprise import LicenseStatus
 from app.scope import Scope
 from app.services import license as license_service
 from app.workers import jobs
-from tests.conftest import bearer, user_token
+from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
 from tests.routers.archive_data import create_enterprise, create_license, license_body, today
+from tests.test_migrations import libpq
 
 
 async def audit_actions(connection, entity_id: str) -> list[str]:
@@ -239,3 +242,38 @@ async def test_a_status_change_for_a_case_recomputes_licensed(client, admin_toke
     ent = (await client.get(f"/api/v1/enterprises/{e['id']}", headers=bearer(admin_token))).json()
     assert ent["licensed"] is False and [f["criterion"] for f in ent["key_flags"]] == ["unlicensed"]
     assert await audit_actions(connection, lic["id"]) == ["license.create", "license.status"]
+
+
+async def test_the_expiry_job_takes_the_producer_before_the_rows_a_committing_request_wants_after_it(
+        live_client, live_app, database_url):
+    """A request committing an inspection locks the producer (FOR SHARE) and then its campaign and key
+    facts rows (migrations 0018, 0020). The job must take the producer first too: had it expired the
+    licence first, it would hold the facts row and then wait for the producer, a deadlock."""
+    admin = str((await login(live_client, "admin", ADMIN_PASSWORD))["access_token"])
+    e = await create_enterprise(live_client, admin)
+    await create_license(live_client, admin, e)
+    request = await asyncpg.connect(libpq(database_url))
+    probe = await asyncpg.connect(libpq(database_url))
+    try:
+        await request.execute("UPDATE license SET expires_on = CURRENT_DATE - 1 WHERE enterprise_id = $1",
+                              uuid.UUID(e["id"]))
+        await request.execute("BEGIN")
+        await request.execute("SELECT 1 FROM enterprise WHERE id = $1 FOR SHARE", uuid.UUID(e["id"]))
+        job = asyncio.create_task(jobs.run_once(live_app.state.sessionmaker))
+        await asyncio.sleep(0.5)
+        assert not job.done()  # waiting for the producer
+        # ... and holding nothing the request would want next
+        await probe.execute("BEGIN")
+        facts = await probe.fetch("SELECT 1 FROM enterprise_key_facts WHERE enterprise_id = $1 FOR UPDATE NOWAIT",
+                                  uuid.UUID(e["id"]))
+        assert len(facts) == 1
+        await probe.execute("ROLLBACK")
+        await request.execute("ROLLBACK")
+        done = await asyncio.wait_for(job, 10)
+        assert done["licenses_expired"] == 1
+        row = await probe.fetchrow("SELECT e.licensed, l.status FROM enterprise e"
+                                   " JOIN license l ON l.enterprise_id = e.id WHERE e.id = $1", uuid.UUID(e["id"]))
+        assert tuple(row) == (False, "expired")
+    finally:
+        await request.close()
+        await probe.close()
