@@ -13,9 +13,7 @@ Create Date: 2026-11-29 06:00:00+00:00
 """
 from collections.abc import Sequence
 
-from sqlalchemy import text
-
-from alembic import op
+from app.migrations import patch_function
 
 revision: str = "0019"
 down_revision: str | None = "0018"
@@ -31,20 +29,9 @@ PATCHES = (
 )
 
 
-def _patch(forward: bool) -> None:
-    bind = op.get_bind()
-    source = bind.execute(text("SELECT pg_get_functiondef(CAST(:f AS regprocedure))"), {"f": SIGNATURE}).scalar()
-    for old, new in PATCHES:
-        a, b = (old, new) if forward else (new, old)
-        if a not in source:
-            raise RuntimeError(f"{SIGNATURE} does not contain the text to change: {a!r}")
-        source = source.replace(a, b, 1)
-    op.execute(source)
-
-
 def upgrade() -> None:
-    _patch(True)
+    patch_function(SIGNATURE, PATCHES, forward=True)
 
 
 def downgrade() -> None:
-    _patch(False)
+    patch_function(SIGNATURE, PATCHES, forward=False)

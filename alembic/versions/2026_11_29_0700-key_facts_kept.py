@@ -26,6 +26,7 @@ Create Date: 2026-11-29 07:00:00+00:00
 from collections.abc import Sequence
 
 from alembic import op
+from app.migrations import patch_function
 
 revision: str = "0020"
 down_revision: str | None = "0019"
@@ -35,22 +36,9 @@ depends_on: str | Sequence[str] | None = None
 COLUMNS = ("uniform", "licence_until", "last_kind", "last_at", "last_ok", "last_note", "check_times",
            "check_samples", "cases", "last_case", "complaints", "last_complaint", "flags")
 
-FLUSH = """
-CREATE OR REPLACE FUNCTION pqs_campaign_flush() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-  ids uuid[];
-  eid uuid;
-BEGIN
-  -- the first firing of a transaction takes all its marks; the later ones find theirs gone (one
-  -- primary-key probe each, not a walk over the marks already deleted)
-  IF NOT EXISTS (SELECT 1 FROM campaign_dirty WHERE seq = NEW.seq) THEN RETURN NULL; END IF;
-  WITH marks AS (DELETE FROM campaign_dirty WHERE txid = pg_current_xact_id()::text::bigint RETURNING enterprise_id)
-  SELECT array_agg(DISTINCT enterprise_id ORDER BY enterprise_id) INTO ids FROM marks;
-  FOREACH eid IN ARRAY coalesce(ids, '{}') LOOP
-    PERFORM pqs_refresh_enterprise(eid);{also}
-  END LOOP;
-  RETURN NULL;
-END $$"""
+# the commit-time flush (0018) refreshes the kept facts right after the campaign contribution
+FLUSH_PATCH = (("    PERFORM pqs_refresh_enterprise(eid);\n",
+                "    PERFORM pqs_refresh_enterprise(eid);\n    PERFORM pqs_refresh_key_facts(eid);\n"),)
 
 # table: (trigger name, the events that change the facts; inspection's other events are marked by
 # its campaign trigger pqs_inspection_stats)
@@ -149,12 +137,12 @@ BEGIN
 END $$""")
     for table, (name, events) in MARKED.items():
         op.execute(f"CREATE TRIGGER {name} AFTER {events} ON {table} FOR EACH ROW EXECUTE FUNCTION pqs_key_facts_mark()")
-    op.execute(FLUSH.replace("{also}", "\n    PERFORM pqs_refresh_key_facts(eid);"))
+    patch_function("pqs_campaign_flush()", FLUSH_PATCH, forward=True)
     op.execute("SELECT pqs_rebuild_key_facts()")
 
 
 def downgrade() -> None:
-    op.execute(FLUSH.replace("{also}", ""))
+    patch_function("pqs_campaign_flush()", FLUSH_PATCH, forward=False)
     for table, (name, _) in MARKED.items():
         op.execute(f"DROP TRIGGER {name} ON {table}")
     for fn in ("pqs_key_facts_mark()", "pqs_rebuild_key_facts()", "pqs_refresh_key_facts(uuid)"):
