@@ -188,11 +188,7 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
     sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
-    # the kept key facts are joined to the page once it is cut: inside, the join's estimated cost
-    # made PostgreSQL plan a parallel worker for the q search (8 ms to start one for a 1 ms query)
-    sql = (f"SELECT p.*, {focus.KEPT_SELECT} FROM ({sql}) p {focus.KEPT_JOIN.format(page='p')}"  # noqa: S608
-           " ORDER BY p.created_at DESC, p.id DESC")
-    return sql, params.values
+    return focus.with_kept_facts(sql), params.values
 
 
 async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,
@@ -203,19 +199,16 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
     The hottest read of the service runs as one raw statement on the session's connection, with no
     ORM entities and no response model on the way: the page (``list_statement``: jurisdiction and
     filters, keyset after the cursor; ``?key=`` filters on focus.FACTS_LATERAL) with each enterprise's
-    kept key facts (focus.KEPT_SELECT), from which its flags follow. An enterprise whose kept facts
-    cannot serve every caller gets its flags from focus.flags_of, a second statement. The statement
+    kept key facts (focus.with_kept_facts), from which focus.page_flags makes its flags. The statement
     states the caller's jurisdiction itself, with the same conditions as the scope's session filter
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers (whose
-    flags flags_of computes from the records)."""
+    flags focus.flags_of computes from the records)."""
     sql, values = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
                                  size=size, q=q, page=page)
     rows = await raw_fetch(session, sql, *values)
-    params = focus.facts_parameters(scope)
-    flags = await focus.flags_of(session, [row["id"] for row in rows[:page.limit] if not row["kf_uniform"]], scope)
-    items = [{**{c: row[c] for c in _LIST_COLUMNS},
-              "key_flags": focus.flags_from_kept(row, params) if row["kf_uniform"] else flags.get(row["id"], [])}
-             for row in rows[:page.limit]]
+    shown = rows[:page.limit]
+    flags = await focus.page_flags(session, shown, scope)
+    items = [{**{c: row[c] for c in _LIST_COLUMNS}, "key_flags": f} for row, f in zip(shown, flags, strict=True)]
     nxt = None
     if len(rows) > page.limit:
         last = rows[page.limit - 1]
