@@ -21,14 +21,15 @@ router = secured_router(machine_scope="enterprises:read", prefix="/api/v1/enterp
 
 @router.get("/{enterprise_id}/archive", response_model=Archive, responses=problem_responses(401, 404))
 @autocommit_reads
-async def get_archive(enterprise_id: uuid.UUID, scope: ScopeDep, session: SessionDep) -> Archive:
+async def get_archive(enterprise_id: uuid.UUID, scope: ScopeDep, session: SessionDep) -> Response:
     """The quality archive (质量监管信息档案) of a producer inside your jurisdiction (404 outside):
     `basic` information with its key flags, `production` (categories with names and whether a valid
     licence covers them, a summary of licences), `licenses`, `spot_checks` (with samples),
     `annual_reviews`, `inspections` (sweep, routine and complaint), `cases`, `bad_records` and
     `recalls`, newest first. It is assembled from the records on every request, so an inspection
     appears as soon as it is recorded."""
-    return await archive_service.build(session, scope=scope, enterprise_id=enterprise_id)
+    return Response(await archive_service.build(session, scope=scope, enterprise_id=enterprise_id),
+                    media_type="application/json")
 
 
 @router.post("/{enterprise_id}/key-flags", status_code=201, response_model=ManualKeyFlagPublic,

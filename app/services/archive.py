@@ -1,97 +1,140 @@
 """The quality archive (质量监管信息档案, DOMAIN.md §5), assembled on each request from the records
 themselves, so an inspection shows the moment it is committed and nothing is typed twice.
 
-Queries are bounded whatever the enterprise's history: the enterprise, its flags (one query per
-criterion), then one query each for licences, inspections (split into spot checks, annual reviews
-and the others here), cases, bad records, recalls and category names. All of them go through the caller's scope."""
+Queries are bounded whatever the enterprise's history, and the common archive (no case, bad record or
+recall) reads in four raw statements: the enterprise with its kept key facts and whether it has any
+case, bad record or recall; its licences; its inspections (split into spot checks, annual reviews and
+the others here); the names of its categories. Cases, bad records and recalls, when it has any, are
+one ORM query each. The raw statements state the caller's jurisdiction themselves
+(``scope.region_sql``, the conditions of the scope's session filter); the ORM queries go through that
+filter. The document is validated once against the ``Archive`` model and written by its serializer:
+the models are the one definition of its shape."""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import date
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.models.archive import Archive, ArchiveCategory, LicenseSummary, ProductionInfo
+from app import json_rows
+from app.db import SqlParams, raw_fetch
+from app.errors import NotFound
 from app.models.case import BadRecord, PenaltyCase
 from app.models.common import utcnow
-from app.models.enterprise import Enterprise, License, LicensePublic, LicenseStatus
-from app.models.inspection import Inspection, InspectionKind, InspectionPublic
+from app.models.enterprise import LicensePublic, LicenseStatus
+from app.models.inspection import InspectionKind, InspectionPublic
 from app.models.recall import Recall
-from app.models.reference import ProductCategory
-from app.scope import Scope
+from app.scope import Scope, region_sql
 from app.services import case as case_service
 from app.services import enterprise as enterprise_service
-from app.services import inspection as inspection_service
+from app.services import focus
 from app.services import license as license_service
 from app.services import recall as recall_service
 
-
-def _summary(licences: list[LicensePublic]) -> LicenseSummary:
-    by = Counter(x.status for x in licences)
-    valid = [x.expires_on for x in licences if x.status is LicenseStatus.valid]
-    return LicenseSummary(total=len(licences), valid=by[LicenseStatus.valid], expired=by[LicenseStatus.expired],
-                          suspended=by[LicenseStatus.suspended], revoked=by[LicenseStatus.revoked],
-                          cancelled=by[LicenseStatus.cancelled], next_expiry=min(valid, default=None))
+_INSPECTION = json_rows.RowShape(InspectionPublic)
+_LICENCE = json_rows.RowShape(LicensePublic)
+_GROUPS = {InspectionKind.spot_check.value: "spot_checks", InspectionKind.annual_review.value: "annual_reviews"}
 
 
-def _categories(e: Enterprise, rows: dict[str, ProductCategory],
-                licences: list[LicensePublic]) -> list[ArchiveCategory]:
+def _summary(licences: list[dict[str, Any]]) -> dict[str, Any]:
+    by = Counter(x["status"] for x in licences)
+    valid = [x["expires_on"] for x in licences if x["status"] is LicenseStatus.valid]
+    return {"total": len(licences), **{s.value: by[s] for s in (LicenseStatus.valid, LicenseStatus.expired,
+                                                                  LicenseStatus.suspended, LicenseStatus.revoked,
+                                                                  LicenseStatus.cancelled)},
+            "next_expiry": min(valid, default=None)}
+
+
+def _categories(codes: list[str], rows: Mapping[str, Mapping[str, Any]],
+                licences: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The enterprise's categories; a valid licence covers its own category, the sub-products of it,
     and counts for the parent of a licensed sub-product."""
-    valid = {x.category_code for x in licences if x.status is LicenseStatus.valid}
+    valid = {x["category_code"] for x in licences if x["status"] is LicenseStatus.valid}
 
     def parent(code: str) -> str | None:
         row = rows.get(code)
-        return row.parent_code if row else None
+        return row["parent_code"] if row else None
 
     def covered(code: str) -> bool:
         return code in valid or parent(code) in valid or any(parent(v) == code for v in valid)
 
-    return [ArchiveCategory(code=c, name=rows[c].name if c in rows else c, parent_code=parent(c),
-                            key=rows[c].key if c in rows else False, licensed=covered(c))
-            for c in e.category_codes]
+    return [{"code": c, "name": rows[c]["name"] if c in rows else c, "parent_code": parent(c),
+             "key": rows[c]["key"] if c in rows else False, "licensed": covered(c)} for c in codes]
 
 
-async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID) -> Archive:
-    """The archive of one enterprise inside the jurisdiction (404 outside)."""
-    e = await enterprise_service.get(session, scope=scope, enterprise_id=enterprise_id)
-    basic = (await enterprise_service.to_public_many(session, [e]))[0]
-    day: date = license_service.today()
-    licences = [license_service.to_public(x, day) for x in (await session.execute(
-        select(License).where(License.enterprise_id == e.id)
-        .order_by(col(License.issued_on).desc(), col(License.created_at).desc()))).scalars()]
-    inspections = (await session.execute(
-        select(Inspection).where(Inspection.enterprise_id == e.id)
-        .order_by(col(Inspection.inspected_at).desc(), col(Inspection.id).desc()))).scalars().all()
-    cases = (await session.execute(
-        select(PenaltyCase).where(PenaltyCase.enterprise_id == e.id)
-        .order_by(col(PenaltyCase.created_at).desc(), col(PenaltyCase.id).desc()))).scalars().all()
+def _enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, list[Any]]:
+    """The enterprise inside the jurisdiction with its kept key facts, and whether any case, bad record
+    or recall of it exists at all (the ORM queries behind those sections filter by jurisdiction)."""
+    params = SqlParams()
+    where = [f"e.id = {params.add(enterprise_id)}"]
+    inside = region_sql("e.region_code", scope.region_code, params.add)
+    if inside:
+        where.append(inside)
+    present = ", ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.enterprise_id = e.id) AS any_{table}"  # noqa: S608
+                        for table in ("penalty_case", "bad_record", "recall"))
+    # constant fragments and placeholders only
+    sql = f"SELECT {enterprise_service.PUBLIC_COLUMNS_SQL}, {present} FROM enterprise e WHERE {' AND '.join(where)}"  # noqa: S608
+    return focus.with_kept_facts(sql), params.values
+
+
+async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,
+                   shape: json_rows.RowShape, order: str) -> list[Any]:
+    """The enterprise's rows in ``table`` (``x``) as ``shape`` reads them, inside the jurisdiction, in ``order``."""
+    params = SqlParams()
+    where = [f"x.enterprise_id = {params.add(enterprise_id)}"]
+    inside = region_sql("x.region_code", scope.region_code, params.add)
+    if inside:
+        where.append(inside)
+    # constant names and placeholders only
+    return await raw_fetch(session, f"SELECT {shape.select_sql('x')} FROM {table} x"  # noqa: S608
+                                    f" WHERE {' AND '.join(where)} ORDER BY {order}", *params.values)
+
+
+async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID) -> bytes:
+    """The archive of one enterprise inside the jurisdiction (404 outside), as the JSON of ``Archive``."""
+    sql, values = _enterprise_statement(scope, enterprise_id)
+    found = await raw_fetch(session, sql, *values)
+    if not found:
+        raise NotFound(f"No enterprise {enterprise_id}", code="enterprise_not_found")
+    e = found[0]
+    basic = (await enterprise_service.public_rows(session, found, scope))[0]
+    day = license_service.today()
+    licences = [_LICENCE(row, status=license_service.status_on(row["status"], row["expires_on"], day))
+                for row in await _rows_of(session, scope, e["id"], "license", _LICENCE,
+                                          "x.issued_on DESC, x.created_at DESC, x.id DESC")]
+    sections: dict[str, list[Any]] = {"spot_checks": [], "annual_reviews": [], "inspections": []}
+    for row in await _rows_of(session, scope, e["id"], "inspection", _INSPECTION,
+                              "x.inspected_at DESC, x.id DESC"):
+        sections[_GROUPS.get(row["kind"], "inspections")].append(_INSPECTION(row))
+    codes = sorted({*e["category_codes"], *(x["category_code"] for x in licences)})
+    names = {row["code"]: row for row in await raw_fetch(
+        session, "SELECT code, name, parent_code, key FROM product_category WHERE code = ANY($1::varchar[])",
+        codes, unscoped=True)} if codes else {}
+    cases = [case_service.to_public(c).model_dump(mode="json") for c in (await session.execute(
+        select(PenaltyCase).where(PenaltyCase.enterprise_id == e["id"])
+        .order_by(col(PenaltyCase.created_at).desc(), col(PenaltyCase.id).desc()))).scalars()] \
+        if e["any_penalty_case"] else []
     bad = (await session.execute(
-        select(BadRecord).where(BadRecord.enterprise_id == e.id)
-        .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all()
+        select(BadRecord).where(BadRecord.enterprise_id == e["id"])
+        .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all() \
+        if e["any_bad_record"] else []
     recalls = (await session.execute(
-        select(Recall).where(Recall.enterprise_id == e.id)
-        .order_by(col(Recall.created_at).desc(), col(Recall.id).desc()))).scalars().all()
-    codes = sorted({*e.category_codes, *(x.category_code for x in licences)})
-    rows = {c.code: c for c in (await session.execute(
-        select(ProductCategory).where(col(ProductCategory.code).in_(codes)))).scalars()} if codes else {}
-    by_kind: dict[str, list[InspectionPublic]] = {"spot": [], "annual": [], "other": []}
-    for i in inspections:
-        group = {InspectionKind.spot_check: "spot", InspectionKind.annual_review: "annual"}.get(i.kind, "other")
-        by_kind[group].append(inspection_service.to_public(i))
-    return Archive(
-        enterprise_id=e.id, generated_at=utcnow(), basic=basic,
-        production=ProductionInfo(size=e.size, licensed=any(x.status is LicenseStatus.valid for x in licences),
-                                  categories=_categories(e, rows, licences),
-                                  licenses=_summary(licences)),
-        licenses=licences, spot_checks=by_kind["spot"], annual_reviews=by_kind["annual"],
-        inspections=by_kind["other"],
-        cases=[case_service.to_public(c) for c in cases],
-        bad_records=[{"id": str(r.id), "case_id": str(r.case_id), "violation": r.violation.value,
-                      "penalties": r.penalties, "decided_at": r.decided_at.isoformat(), "published": r.published,
-                      "published_at": r.published_at.isoformat()} for r in bad],
-        recalls=[recall_service.to_public(r).model_dump(mode="json", exclude={"by_batch", "by_region"})
-                 for r in recalls])
+        select(Recall).where(Recall.enterprise_id == e["id"])
+        .order_by(col(Recall.created_at).desc(), col(Recall.id).desc()))).scalars().all() \
+        if e["any_recall"] else []
+    # the fields of Archive, in its order (a test validates every archive answered against the model)
+    return json_rows.dumps({
+        "enterprise_id": e["id"], "generated_at": utcnow(), "basic": basic,
+        "production": {"size": e["size"], "licensed": any(x["status"] is LicenseStatus.valid for x in licences),
+                       "categories": _categories(e["category_codes"], names, licences),
+                       "licenses": _summary(licences)},
+        "licenses": licences, **sections, "cases": cases,
+        "bad_records": [{"id": str(r.id), "case_id": str(r.case_id), "violation": r.violation.value,
+                         "penalties": r.penalties, "decided_at": r.decided_at.isoformat(),
+                         "published": r.published, "published_at": r.published_at.isoformat()} for r in bad],
+        "recalls": [recall_service.to_public(r).model_dump(mode="json", exclude={"by_batch", "by_region"})
+                    for r in recalls]})

@@ -98,10 +98,16 @@ def check_number(abbr: str | None, *, issuer_level: Level, enterprise_region: st
                 f"{', abbreviated ' + ' or '.join(expected) if expected else ''})", code="license_province_mismatch")
 
 
-def effective_status(lic: License, day: date | None = None) -> LicenseStatus:
-    if lic.status is LicenseStatus.valid and lic.expires_on < (day or today()):
+def status_on(status: str, expires_on: date, day: date | None = None) -> LicenseStatus:
+    """The status a licence stored as ``status`` and ``expires_on`` has on ``day`` (today): a valid one
+    past its expiry is expired before the expiry job writes it."""
+    if status == LicenseStatus.valid and expires_on < (day or today()):
         return LicenseStatus.expired
-    return LicenseStatus(lic.status)
+    return LicenseStatus(status)
+
+
+def effective_status(lic: License, day: date | None = None) -> LicenseStatus:
+    return status_on(lic.status, lic.expires_on, day)
 
 
 def to_public(lic: License, day: date | None = None) -> LicensePublic:

@@ -3,14 +3,15 @@ a bounded number of queries whatever the history, jurisdiction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.models.archive import Archive
 from app.models.case import CaseKind
 from tests.conftest import bearer, user_token
 from tests.routers.archive_data import (
@@ -27,26 +28,36 @@ SECTIONS = {"basic", "production", "licenses", "spot_checks", "annual_reviews", 
             "bad_records", "recalls"}
 
 
-@contextmanager
-def count_queries(connection: AsyncConnection) -> Iterator[list[str]]:
+@asynccontextmanager
+async def count_queries(connection: AsyncConnection) -> AsyncIterator[list[str]]:
+    """Every statement run on the test's connection: through SQLAlchemy, and straight on asyncpg
+    (app.db.raw_fetch, which SQLAlchemy's events do not see)."""
     statements: list[str] = []
 
     def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
+    def logged(record: Any) -> None:
+        statements.append(record.query)
+
     sync = connection.sync_connection
     assert sync is not None
+    driver = (await connection.get_raw_connection()).driver_connection
     event.listen(sync, "before_cursor_execute", before)
+    driver.add_query_logger(logged)
     try:
         yield statements
     finally:
         event.remove(sync, "before_cursor_execute", before)
+        driver.remove_query_logger(logged)
 
 
 async def archive(client, token: str, enterprise_id: str) -> dict[str, Any]:
     r = await client.get(f"/api/v1/enterprises/{enterprise_id}/archive", headers=bearer(token))
     assert r.status_code == 200, r.text
     out: dict[str, Any] = r.json()
+    # the archive is written without building the model: it must be the very bytes the model writes
+    assert Archive.model_validate(out).model_dump_json().encode() == r.content
     return out
 
 
@@ -111,6 +122,8 @@ async def test_archive_query_count_does_not_grow_with_the_history(client, admin_
     small = await create_enterprise(client, admin_token)
     big = await create_enterprise(client, admin_token)
     await insert_inspection(sessionmaker, small, kind="sweep")
+    await create_license(client, admin_token, small)
+    await insert_case(sessionmaker, small, kind=CaseKind.counterfeit)
     for _ in range(4):
         await create_license(client, admin_token, big)
         await insert_case(sessionmaker, big, kind=CaseKind.counterfeit)
@@ -118,16 +131,21 @@ async def test_archive_query_count_does_not_grow_with_the_history(client, admin_
         await insert_inspection(sessionmaker, big, kind=kind, at=days_ago(i),
                                 samples=[sample(i % 2 == 0), sample(True)] if kind == "spot_check" else None)
 
-    with count_queries(connection) as few:
+    await archive(client, admin_token, small["id"])  # asyncpg looks up types it sees the first time
+    async with count_queries(connection) as few:
         await archive(client, admin_token, small["id"])
-    with count_queries(connection) as many:
+    async with count_queries(connection) as many:
         a = await archive(client, admin_token, big["id"])
     assert len(a["licenses"]) == 4 and len(a["cases"]) == 4 and len(a["spot_checks"]) == 4
     assert len(a["inspections"]) == 12 and len(a["annual_reviews"]) == 4
     assert len(many) == len(few), many
     selects = [s for s in many if s.lstrip().upper().startswith("SELECT")]
-    # the caller, the enterprise, the flags, licences, inspections, cases, bad records, category names
-    assert len(selects) <= 12, selects
+    # the enterprise with its kept facts, licences, inspections, category names, cases
+    assert len(selects) == 5, selects
+    plain = await create_enterprise(client, admin_token)  # no case, bad record or recall: no query for them
+    async with count_queries(connection) as least:
+        await archive(client, admin_token, plain["id"])
+    assert len([s for s in least if s.lstrip().upper().startswith("SELECT")]) == 4, least
 
 
 async def test_archive_outside_the_jurisdiction_is_404(client, admin_token):
@@ -137,3 +155,35 @@ async def test_archive_outside_the_jurisdiction_is_404(client, admin_token):
     assert r.status_code == 404 and r.json()["code"] == "enterprise_not_found"
     city = await user_token(client, admin_token, username="hz.viewer", region_code="330100", roles=["leader"])
     assert (await archive(client, city, theirs["id"]))["basic"]["id"] == theirs["id"]
+
+
+async def test_every_record_in_the_archive_reads_as_its_own_endpoint_shows_it(client, admin_token, sessionmaker):
+    """The archive reads its records in its own statements: each must come out exactly as the records'
+    own endpoints show them, for a county officer as for the national admin."""
+    e = await create_enterprise(client, admin_token, category_codes=["05", "0501"])
+    await create_license(client, admin_token, e)
+    await create_license(client, admin_token, e, category_code="0501",
+                         issued_on=(today() - timedelta(days=3000)).isoformat(),
+                         expires_on=(today() - timedelta(days=1)).isoformat())  # valid in the row, shown expired
+    inspector = await user_token(client, admin_token, username="xh.same", region_code="330106", roles=["inspector"])
+    r = await client.post("/api/v1/inspections", headers=bearer(inspector), json={
+        "enterprise_id": e["id"], "kind": "spot_check", "inspected_at": "2026-03-01T09:30:00.123456+08:00",
+        "officers": ["王芳", "李强"], "conclusion": "issues_found", "notes": "抽样两批",
+        "location": {"lat": 30.25, "lng": 120.1}, "samples": [sample(False), sample(True)],
+        "checks": {k: {"ok": k != "no_fraud", "note": "标签不符" if k == "no_fraud" else None}
+                   for k in ("licensed", "conditions_met", "standard_production", "no_safety_hazard", "no_fraud")}})
+    assert r.status_code == 201, r.text
+    for kind in ("annual_review", "sweep", "complaint"):
+        await insert_inspection(sessionmaker, e, kind=kind, failed=("conditions_met",), notes={"conditions_met": "缺"})
+    for token in (inspector, admin_token):
+        a = await archive(client, token, e["id"])
+        one = await client.get(f"/api/v1/enterprises/{e['id']}", headers=bearer(token))
+        assert a["basic"] == one.json() and a["basic"]["key_flags"]
+        shown = a["spot_checks"] + a["annual_reviews"] + a["inspections"]
+        assert len(shown) == 4
+        for x in shown:
+            assert x == (await client.get(f"/api/v1/inspections/{x['id']}", headers=bearer(token))).json()
+        listed = await client.get("/api/v1/licenses", headers=bearer(token), params={"enterprise_id": e["id"]})
+        assert sorted(a["licenses"], key=lambda x: x["id"]) == sorted(listed.json()["items"], key=lambda x: x["id"])
+        assert sorted(x["status"] for x in a["licenses"]) == ["expired", "valid"]
+        assert a["production"]["licenses"]["expired"] == 1

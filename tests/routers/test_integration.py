@@ -21,6 +21,7 @@ from app.services import audit
 from app.workers import delivery
 from tests.conftest import assert_problem, bearer
 from tests.routers.case_data import FINE, Bureaus, act, make_bureaus, ok, scalar, timeline, to_decided
+from tests.routers.test_archive import archive as read_archive
 from tests.routers.test_inspections import XIHU, ZHEJIANG
 
 SA_URL = "/api/v1/service-accounts"
@@ -297,7 +298,7 @@ async def test_public_bad_records_hold_no_personal_fields(client, b, admin_token
     assert not keys(items) & PERSONAL, keys(items) & PERSONAL
     assert "case_id" not in rec and "enterprise_id" not in rec
     # the archive shows it to staff, with its case
-    archive = (await client.get(f"/api/v1/enterprises/{b.enterprise['id']}/archive", headers=bearer(b.officer))).json()
+    archive = await read_archive(client, b.officer, b.enterprise["id"])
     assert [x["case_id"] for x in archive["bad_records"]] == [case["id"]]
     assert (await client.get("/api/public/v1/bad-records", params={"region": "320000"})).json()["items"] == []
     assert_problem(await client.get("/api/public/v1/bad-records", params={"region": "33"}), 422)

@@ -15,6 +15,7 @@ from app.routers import public
 from app.services import recall as recall_service
 from tests.conftest import assert_problem, bearer, user_token
 from tests.routers.case_data import Bureaus, file_case, make_bureaus, scalar
+from tests.routers.test_archive import archive as read_archive
 from tests.routers.test_inspections import SHANGCHENG, XIHU, create_enterprise
 
 URL = "/api/v1/recalls"
@@ -189,7 +190,7 @@ async def test_the_public_sees_recalls_without_personal_data_and_the_archive_lis
     assert item["enterprise_name"] == b.enterprise["name"] and item["recovery_rate"] == 0.25
     assert item["batches"] == ["B1", "B2"] and item["status"] == "open"
     assert not {"legal_representative", "created_by", "enterprise_id", "case_id", "distribution"} & set(item)
-    archive = (await client.get(f"/api/v1/enterprises/{b.enterprise['id']}/archive", headers=bearer(b.officer))).json()
+    archive = await read_archive(client, b.officer, b.enterprise["id"])
     assert [(x["id"], x["units_recalled"]) for x in archive["recalls"]] == [(recall["id"], 250)]
 
 
