@@ -36,3 +36,9 @@ def is_check_failure(code: str) -> bool:
 def make(first17: str) -> str:
     """A valid code from its first 17 characters (demo data, tests)."""
     return first17 + check_character(first17)
+
+
+def could_begin(prefix: str) -> bool:
+    """Some stored code could start with ``prefix`` (every stored code is well formed but for its
+    check character): a search need not look at codes for a name fragment like '丰源化工'."""
+    return len(prefix) <= 18 and all(c in _VALUE for c in prefix)

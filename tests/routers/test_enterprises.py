@@ -163,11 +163,15 @@ async def test_filters_and_search(client, admin_token):
     assert await ids(q="帽制") == {helmet["id"]}  # two characters: the bigram index, not pg_trgm
     assert await ids(q="电缆") == {cable["id"]}
     assert await ids(q="%_") == set()
+    # Latin letters match whatever their case (ILIKE); Chinese-only fragments use LIKE, to the same effect
+    latin = await create(client, admin_token, code=uscc.make("91330106MA2B0XK76"), name="杭州HikSafe安防器材厂")
+    assert await ids(q="hiksafe") == await ids(q="HIKSAFE安防") == await ids(q="安防器材") == {latin["id"]}
+    assert await ids(q=cable["uscc"][:10].lower()) == {cable["id"], helmet["id"], latin["id"]}
     r = await client.get("/api/v1/enterprises", headers=h, params={"q": "帽"})
     assert r.status_code == 422
-    assert await ids(licensed=False, key=True) == {cable["id"], helmet["id"]}
+    assert await ids(licensed=False, key=True) == {cable["id"], helmet["id"], latin["id"]}
     assert await ids(key=False) == set()
-    assert await ids(region="330100") == {cable["id"], helmet["id"]}
+    assert await ids(region="330100") == {cable["id"], helmet["id"], latin["id"]}
 
 
 async def test_patch_needs_if_match_and_refuses_stale_versions(client, admin_token, connection):
@@ -235,3 +239,12 @@ async def test_pages_follow_each_other_by_cursor(client, admin_token):
     assert (await client.get("/api/v1/enterprises", headers=h, params={"cursor": past})).json()["items"] == []
     future = _cursor((datetime(9999, 12, 30, tzinfo=UTC), uuid.uuid4()))
     assert len((await client.get("/api/v1/enterprises", headers=h, params={"cursor": future})).json()["items"]) == 5
+
+
+async def test_names_carry_finer_planner_statistics(connection):
+    """Migration 0022: the name search's plan depends on how many names PostgreSQL expects a fragment to
+    match, estimated from a sample of 1,000 names (with the default 100, a rare three-character fragment
+    walked 54,000 enterprises of the large data set: 240 ms instead of 2-6 ms)."""
+    target = (await connection.execute(text("SELECT attstattarget FROM pg_attribute"
+                                             " WHERE attrelid = 'enterprise'::regclass AND attname = 'name'"))).scalar()
+    assert target == 1000
