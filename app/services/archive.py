@@ -4,8 +4,8 @@ themselves, so an inspection shows the moment it is committed and nothing is typ
 Queries are bounded whatever the enterprise's history, and the common archive (no case, bad record or
 recall) reads in four raw statements: the enterprise with its kept key facts and whether it has any
 case, bad record or recall; its licences; its inspections (split into spot checks, annual reviews and
-the others here); the names of its categories. Cases, bad records and recalls, when it has any, are
-one ORM query each. The raw statements state the caller's jurisdiction themselves
+the others here); the names of its categories. Cases, when it has any, are one more raw statement;
+bad records and recalls one ORM query each. The raw statements state the caller's jurisdiction themselves
 (``scope.region_sql``, the conditions of the scope's session filter); the ORM queries go through that
 filter. The document is validated once against the ``Archive`` model and written by its serializer:
 the models are the one definition of its shape."""
@@ -15,7 +15,8 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -37,6 +38,7 @@ from app.services import recall as recall_service
 
 _INSPECTION = json_rows.RowShape(InspectionPublic)
 _LICENCE = json_rows.RowShape(LicensePublic)
+_CASE_COLUMNS = tuple(c.name for c in PenaltyCase.__table__.columns)  # type: ignore[attr-defined]
 _GROUPS = {InspectionKind.spot_check.value: "spot_checks", InspectionKind.annual_review.value: "annual_reviews"}
 
 
@@ -82,15 +84,18 @@ def _enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, 
 
 
 async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,
-                   shape: json_rows.RowShape, order: str) -> list[Any]:
-    """The enterprise's rows in ``table`` (``x``) as ``shape`` reads them, inside the jurisdiction, in ``order``."""
+                   columns: json_rows.RowShape | tuple[str, ...], order: str) -> list[Any]:
+    """The enterprise's rows in ``table`` (``x``): ``columns``, or those a RowShape reads, inside the
+    jurisdiction, in ``order``."""
     params = SqlParams()
     where = [f"x.enterprise_id = {params.add(enterprise_id)}"]
     inside = region_sql("x.region_code", scope.region_code, params.add)
     if inside:
         where.append(inside)
     # constant names and placeholders only
-    return await raw_fetch(session, f"SELECT {shape.select_sql('x')} FROM {table} x"  # noqa: S608
+    select_sql = columns.select_sql("x") if isinstance(columns, json_rows.RowShape) else \
+        ", ".join(f"x.{c}" for c in columns)
+    return await raw_fetch(session, f"SELECT {select_sql} FROM {table} x"  # noqa: S608
                                     f" WHERE {' AND '.join(where)} ORDER BY {order}", *params.values)
 
 
@@ -114,10 +119,10 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
     names = {row["code"]: row for row in await raw_fetch(
         session, "SELECT code, name, parent_code, key FROM product_category WHERE code = ANY($1::varchar[])",
         codes, unscoped=True)} if codes else {}
-    cases = [case_service.to_public(c).model_dump(mode="json") for c in (await session.execute(
-        select(PenaltyCase).where(PenaltyCase.enterprise_id == e["id"])
-        .order_by(col(PenaltyCase.created_at).desc(), col(PenaltyCase.id).desc()))).scalars()] \
-        if e["any_penalty_case"] else []
+    # a case's view is computed from its row (overdue, ...): case.to_public reads the row's fields
+    cases = [case_service.to_public(cast(PenaltyCase, SimpleNamespace(**row))).model_dump(mode="json")
+             for row in await _rows_of(session, scope, e["id"], "penalty_case", _CASE_COLUMNS,
+                                       "x.created_at DESC, x.id DESC")] if e["any_penalty_case"] else []
     bad = (await session.execute(
         select(BadRecord).where(BadRecord.enterprise_id == e["id"])
         .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all() \
