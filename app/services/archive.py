@@ -1,14 +1,15 @@
 """The quality archive (质量监管信息档案, DOMAIN.md §5), assembled on each request from the records
 themselves, so an inspection shows the moment it is committed and nothing is typed twice.
 
-Queries are bounded whatever the enterprise's history, and the common archive (no case, bad record or
-recall) reads in four raw statements: the enterprise with its kept key facts and whether it has any
-case, bad record or recall; its licences; its inspections (split into spot checks, annual reviews and
-the others here); the names of its categories. Cases, when it has any, are one more raw statement;
-bad records and recalls one ORM query each. The raw statements state the caller's jurisdiction themselves
-(``scope.region_sql``, the conditions of the scope's session filter); the ORM queries go through that
-filter. The document is validated once against the ``Archive`` model and written by its serializer:
-the models are the one definition of its shape."""
+Queries are bounded whatever the enterprise's history, and the common archive (no case, bad record
+or recall) reads in four raw statements: the enterprise with its kept key facts and whether it has
+any case, bad record or recall; its licences; its inspections (split into spot checks, annual reviews
+and the others here); the names of its categories. Cases, when it has any, are one more raw
+statement; bad records and recalls one ORM query each. The raw statements state the caller's
+jurisdiction themselves (``scope.region_sql``, the conditions of the scope's session filter); the ORM
+queries go through that filter. The JSON is written without building the models (app.json_rows),
+in the fields and order of ``Archive``: a test checks that every archive answered is byte for byte
+what the model writes."""
 
 from __future__ import annotations
 
