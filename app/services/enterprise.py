@@ -192,10 +192,8 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
     key_join = ""
     if key is not None:
-        facts = focus.facts_parameters(scope)
-        key_join = focus.FACTS_LATERAL.format(eid="e.id", alias="k", pattern=params.add(facts["pattern"]),
-                                              day=params.add(facts["day"]), since=params.add(facts["since"]))
-        where.append(("" if key else "NOT ") + focus.KEY_EXPR.format(a="k"))
+        key_join, is_key = focus.key_filter(scope, params.add)
+        where.append(is_key if key else f"NOT {is_key}")
     columns = PUBLIC_COLUMNS_SQL
     # only constant fragments and $n placeholders are joined here: every value is a parameter
     sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
@@ -211,7 +209,7 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
 
     The hottest read of the service runs as one raw statement on the session's connection, with no
     ORM entities and no response model on the way: the page (``list_statement``: jurisdiction and
-    filters, keyset after the cursor; ``?key=`` filters on focus.FACTS_LATERAL) with each enterprise's
+    filters, keyset after the cursor; ``?key=`` filters on focus.key_filter) with each enterprise's
     kept key facts (focus.with_kept_facts), from which focus.page_flags makes its flags. The statement
     states the caller's jurisdiction itself, with the same conditions as the scope's session filter
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers (whose

@@ -2,8 +2,10 @@
 
 The computed criteria have ONE SQL definition, ``FACTS_LATERAL`` (the facts behind each criterion for
 one enterprise, with the figures its reason quotes): ``key_flags_for`` asks it of a page of ids in one
-query, the enterprise list joins it to its page for the flags and filters on it for ``?key=``
-(``KEY_EXPR``: a key enterprise is exactly one whose flags are not empty).
+query. The database keeps those facts per enterprise (migration 0020), and the enterprise list reads
+the kept ones for its flags (``page_flags``) and for ``?key=`` (``key_filter``), falling back to
+FACTS_LATERAL where they cannot serve the caller. ``KEY_EXPR`` decides on either: a key enterprise
+is exactly one whose flags are not empty.
 
 Manual flags are a bureau's own judgement, shown beside the computed ones (``source: manual``).
 DELETE removes a manual flag only: a computed flag follows the records and goes away when they
@@ -59,8 +61,8 @@ def _plural(n: int, word: str) -> str:
 # The ONE definition of the computed criteria: a LATERAL subquery of the facts behind them for the
 # enterprise whose id is ``{eid}``, read through the caller's jurisdiction (``{pattern}``, the scope's
 # region prefix and '%', applied to every table it reads). ``key_flags_for`` asks it of a page of ids;
-# the enterprise list joins it after its LIMIT for the flags and, for ``?key=``, before it (KEY_EXPR).
-# It is plain SQL: the ORM's per-statement cost dominated a page.
+# key_filter, of the enterprises whose kept facts cannot serve the caller. It is plain SQL: the ORM's
+# per-statement cost dominated a page.
 FACTS_LATERAL = """LEFT JOIN LATERAL (
 SELECT NOT EXISTS (SELECT 1 FROM license l WHERE l.enterprise_id = {eid} AND l.region_code LIKE {pattern}
                    AND l.status = 'valid' AND l.expires_on >= {day}) AS unlicensed,
@@ -92,6 +94,31 @@ LEFT JOIN LATERAL (
 # A key enterprise is one with a computed or a manual flag: the facts of FACTS_LATERAL (as ``{alias}``).
 KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks > 0 OR {a}.cases > 0"
             " OR {a}.complaints > 0 OR {a}.flags <> '[]'::jsonb)")
+
+# The kept facts of an enterprise (``kf``, table enterprise_key_facts) as the facts KEY_EXPR reads, for
+# the day ``{day}`` and the two-year window from ``{since}``: the mapping _flags_from_kept makes in Python.
+KEPT_AS_FACTS = """LEFT JOIN LATERAL (
+SELECT (kf.licence_until IS NULL OR kf.licence_until < {day}) AS unlicensed, kf.last_ok AS ok,
+       (SELECT count(*) FROM unnest(kf.check_times) AS t(at) WHERE t.at >= {since}) AS checks,
+       kf.cases, kf.complaints, kf.flags
+) {alias} ON true"""
+
+
+def key_filter(scope: Scope | None, add: Any) -> tuple[str, str]:
+    """Whether the enterprise ``e`` of a statement is a key enterprise for this caller, as the joins and
+    the condition to put in it (``add`` makes a value a parameter and answers its placeholder): from
+    its kept facts where they serve every caller (``uniform``, as in page_flags), from its records
+    (FACTS_LATERAL) where they do not or none are kept. Either way KEY_EXPR decides."""
+    facts = facts_parameters(scope)
+    pattern, day, since = add(facts["pattern"]), add(facts["day"]), add(facts["since"])
+    joins = ("LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id "
+             + KEPT_AS_FACTS.format(day=day, since=since, alias="kk"))
+    live = ("EXISTS (SELECT 1 FROM (SELECT 1) AS one "  # noqa: S608 - constant fragments and placeholders
+            + FACTS_LATERAL.format(eid="e.id", alias="k", pattern=pattern, day=day, since=since)
+            + " WHERE " + KEY_EXPR.format(a="k") + ")")
+    # CASE evaluates the records' subquery only for the enterprises whose kept facts cannot serve
+    return joins, f"(CASE WHEN kf.uniform THEN {KEY_EXPR.format(a='kk')} ELSE {live} END)"
+
 
 # The flags' facts of a page of enterprises ($1, uuid[]), for a caller ($2 pattern, $3 day, $4 since): a
 # statement of its own, not joined to the page's, because its plan does not depend on the values and

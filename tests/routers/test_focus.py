@@ -31,12 +31,17 @@ def local(days: int) -> str:
 
 async def flags(client, token: str, enterprise_id: str) -> list[tuple[str, str, str]]:
     """The enterprise's flags as GET /enterprises/{id} computes them from the records, after checking
-    that the list, which reads the facts the database keeps (migration 0020), shows the same."""
+    that the list, which reads the facts the database keeps (migration 0020), shows the same, and that
+    ``?key=`` (which filters on those kept facts) finds it exactly when it has a flag."""
     r = await client.get(f"/api/v1/enterprises/{enterprise_id}", headers=bearer(token))
     assert r.status_code == 200, r.text
     listed = await client.get("/api/v1/enterprises", headers=bearer(token), params={"limit": 200})
     assert listed.status_code == 200, listed.text
     assert [i["key_flags"] for i in listed.json()["items"] if i["id"] == enterprise_id] == [r.json()["key_flags"]]
+    for key in (True, False):
+        found = await client.get("/api/v1/enterprises", headers=bearer(token), params={"limit": 200, "key": key})
+        assert found.status_code == 200, found.text
+        assert (enterprise_id in {i["id"] for i in found.json()["items"]}) == (bool(r.json()["key_flags"]) is key)
     return [(f["criterion"], f["reason"], f["source"]) for f in r.json()["key_flags"]]
 
 
