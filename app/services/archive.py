@@ -81,7 +81,7 @@ def _enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, 
                         for table in ("penalty_case", "bad_record", "recall"))
     # constant fragments and placeholders only
     sql = f"SELECT {enterprise_service.PUBLIC_COLUMNS_SQL}, {present} FROM enterprise e WHERE {' AND '.join(where)}"  # noqa: S608
-    return focus.with_kept_facts(sql), params.values
+    return focus.with_kept_facts(sql, scope, params.add), params.values
 
 
 async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,

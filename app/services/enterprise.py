@@ -199,7 +199,7 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
     sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
-    return focus.with_kept_facts(sql), params.values
+    return focus.with_kept_facts(sql, scope, params.add), params.values
 
 
 async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,

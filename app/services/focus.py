@@ -30,7 +30,6 @@ from app.db import raw_fetch
 from app.errors import Conflict, NotFound
 from app.models.enterprise import (
     Enterprise,
-    EnterpriseKeyFacts,
     EnterpriseKeyFlag,
     KeyCriterion,
     KeyFlagCreate,
@@ -95,12 +94,15 @@ LEFT JOIN LATERAL (
 KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks > 0 OR {a}.cases > 0"
             " OR {a}.complaints > 0 OR {a}.flags <> '[]'::jsonb)")
 
-# The kept facts of an enterprise (``kf``, table enterprise_key_facts) as the facts KEY_EXPR reads, for
-# the day ``{day}`` and the two-year window from ``{since}``: the mapping _flags_from_kept makes in Python.
+# The kept facts of an enterprise (``kf``, table enterprise_key_facts, migration 0020) as the columns of
+# FACTS_LATERAL, for the day ``{day}`` and the two-year window from ``{since}``: the one mapping from
+# the kept facts to the facts, which KEY_EXPR and flags_from_facts read either way.
 KEPT_AS_FACTS = """LEFT JOIN LATERAL (
-SELECT (kf.licence_until IS NULL OR kf.licence_until < {day}) AS unlicensed, kf.last_ok AS ok,
-       (SELECT count(*) FROM unnest(kf.check_times) AS t(at) WHERE t.at >= {since}) AS checks,
-       kf.cases, kf.complaints, kf.flags
+SELECT (kf.licence_until IS NULL OR kf.licence_until < {day}) AS unlicensed,
+       kf.last_kind AS kind, kf.last_at AS inspected_at, kf.last_ok AS ok, kf.last_note AS note,
+       w.checks, w.samples, kf.cases, kf.last_case, kf.complaints, kf.last_complaint, kf.flags
+FROM (SELECT count(*) AS checks, sum(t.n) AS samples
+      FROM unnest(kf.check_times, kf.check_samples) AS t(at, n) WHERE t.at >= {since}) AS w
 ) {alias} ON true"""
 
 
@@ -180,35 +182,21 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
     return out
 
 
-# The kept facts (table enterprise_key_facts, migration 0020): ``with_kept_facts`` joins them to a
-# page, ``page_flags`` turns the page's rows into flags. Kept facts serve every caller only when
-# ``uniform`` (all the enterprise's records lie in its own region); for the other rows, and rows with
-# none kept yet, page_flags computes the flags from the records through the caller's jurisdiction.
-_KEPT_COLUMNS = tuple(c for c in EnterpriseKeyFacts.model_fields if c != "enterprise_id")
-
-
-def with_kept_facts(page_sql: str) -> str:
+# The kept facts joined to a page: ``with_kept_facts`` puts each row's facts beside it (KEPT_AS_FACTS,
+# whose column names an enterprise row does not use), ``page_flags`` turns the page's rows into flags.
+# Kept facts serve every caller only when ``uniform`` (all the enterprise's records lie in its own
+# region); for the other rows, and rows with none kept yet, page_flags computes the flags from the
+# records through the caller's jurisdiction.
+def with_kept_facts(page_sql: str, scope: Scope | None, add: Any) -> str:
     """``page_sql`` (a statement of enterprise rows with ``id``, ``created_at``, already cut to its page)
-    with each row's kept facts beside it (``kf_`` columns), in the same order. They are joined once the
-    page is cut: inside it their estimated cost made PostgreSQL plan a parallel worker for the q search
-    (8 ms to start one for a 1 ms query)."""
-    kept = ", ".join(f"kf.{c} AS kf_{c}" for c in _KEPT_COLUMNS)
-    return (f"SELECT p.*, {kept} FROM ({page_sql}) p"  # noqa: S608 - constant column names
-            " LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = p.id ORDER BY p.created_at DESC, p.id DESC")
-
-
-def _flags_from_kept(row: Mapping[str, Any], params: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The flags of one enterprise from its kept facts, for the day and two-year window of ``params``
-    (facts_parameters): the same flags flags_of computes from the records."""
-    since = params["since"]
-    until = row["kf_licence_until"]
-    recent = [n for at, n in zip(row["kf_check_times"], row["kf_check_samples"], strict=True) if at >= since]
-    return flags_from_facts({
-        "unlicensed": until is None or until < params["day"], "kind": row["kf_last_kind"],
-        "inspected_at": row["kf_last_at"], "ok": row["kf_last_ok"], "note": row["kf_last_note"],
-        "checks": len(recent), "samples": sum(recent), "cases": row["kf_cases"], "last_case": row["kf_last_case"],
-        "complaints": row["kf_complaints"], "last_complaint": row["kf_last_complaint"], "flags": row["kf_flags"]},
-        since.date())
+    with each row's kept facts beside it, in the same order (``add`` makes a value a parameter and
+    answers its placeholder). They are joined once the page is cut: inside it their estimated cost made
+    PostgreSQL plan a parallel worker for the q search (8 ms to start one for a 1 ms query)."""
+    facts = facts_parameters(scope)
+    return (f"SELECT p.*, kf.uniform AS kf_uniform, kk.* FROM ({page_sql}) p"  # noqa: S608 - constant fragments
+            " LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = p.id "
+            + KEPT_AS_FACTS.format(day=add(facts["day"]), since=add(facts["since"]), alias="kk")
+            + " ORDER BY p.created_at DESC, p.id DESC")
 
 
 async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope | None) -> list[list[dict[str, str]]]:
@@ -216,7 +204,8 @@ async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope | None
     serve every caller, from the records (flags_of, one statement) for the others."""
     params = facts_parameters(scope)
     live = await flags_of(session, [row["id"] for row in rows if not row["kf_uniform"]], scope, params)
-    return [_flags_from_kept(row, params) if row["kf_uniform"] else live.get(row["id"], []) for row in rows]
+    since = params["since"].date()
+    return [flags_from_facts(row, since) if row["kf_uniform"] else live.get(row["id"], []) for row in rows]
 
 
 async def flags_of(session: AsyncSession, ids: list[uuid.UUID], scope: Scope | None,
