@@ -119,7 +119,8 @@ def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
         "server_settings": {
             "application_name": "pqs-regulator",
             "statement_timeout": str(settings.db_statement_timeout_ms),
-        }
+        },
+        "prepared_statement_cache_size": settings.db_prepared_statement_cache_size,
     }
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", settings.db_pool_size)

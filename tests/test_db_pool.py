@@ -40,3 +40,27 @@ async def test_load_above_the_pool_waits_for_its_connections_instead_of_opening_
     assert len(pids) == len(again) == 12  # every request was served
     assert most == 2
     assert len(set(pids) | set(again)) == 2  # by the same two backends throughout
+
+
+async def test_a_batch_of_savepoints_leaves_the_prepared_statements_in_place(
+        engine: AsyncEngine, database_url: str) -> None:
+    # a batch of 100 inspections runs each item in a savepoint: 100 SAVEPOINT and 100 RELEASE statements,
+    # each of its own text. With SQLAlchemy's default cache of 100 they pushed every other statement out,
+    # and the next batch prepared each of its INSERTs again.
+    eng = make_engine(database_url, Settings())
+    probe = text("SELECT count(*) FROM region WHERE code = :c")
+    names = text("SELECT name FROM pg_prepared_statements"
+                 " WHERE statement = 'SELECT count(*) FROM region WHERE code = $1'")
+    try:
+        async with eng.connect() as conn, conn.begin():
+            await conn.execute(probe, {"c": "330106"})
+            before = (await conn.execute(names)).scalars().all()
+            for _ in range(100):
+                async with conn.begin_nested():
+                    await conn.execute(text("SELECT 1"))
+            await conn.execute(probe, {"c": "330106"})
+            after = (await conn.execute(names)).scalars().all()
+    finally:
+        await eng.dispose()
+    assert len(before) == 1
+    assert after == before  # the same prepared statement, not prepared again
