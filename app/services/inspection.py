@@ -160,6 +160,24 @@ async def _enterprise(session: AsyncSession, scope: Scope, enterprise_id: uuid.U
     return e
 
 
+async def _prepare(session: AsyncSession, *, scope: Scope, data: InspectionCreate, digest: str,
+                   lookups: Lookups | None) -> Inspection:
+    """The new inspection of ``data`` (not yet added): its enterprise inside the jurisdiction, the rules."""
+    enterprise = await _enterprise(session, scope, data.enterprise_id, lookups)
+    check_rules(kind=data.kind, checks=data.checks, samples=data.samples, conclusion=data.conclusion,
+                inspected_at=data.inspected_at)
+    _check_case_request(data)
+    values = _columns({k: getattr(data, k) for k in
+                       ("kind", "inspected_at", "officers", "location", "checks", "samples", "conclusion", "notes")})
+    return Inspection(**values, id=data.id or uuid.uuid4(), enterprise_id=enterprise.id,
+                      region_code=enterprise.region_code, body_hash=digest, created_by=scope.principal_id)
+
+
+async def _audit_created(session: AsyncSession, ins: Inspection) -> None:
+    await audit.record(session, action="inspection.create", entity_type="inspection", entity_id=str(ins.id),
+                       region_code=ins.region_code, after=_snapshot(ins))
+
+
 async def create(session: AsyncSession, *, scope: Scope, data: InspectionCreate,
                  lookups: Lookups | None = None) -> tuple[Inspection, bool]:
     """Record an inspection of an enterprise inside the jurisdiction (its region is the
@@ -171,22 +189,14 @@ async def create(session: AsyncSession, *, scope: Scope, data: InspectionCreate,
         existing = await _existing(session, data.id, lookups)
         if existing is not None:
             return _replay_or_conflict(existing, scope, digest), False
-    enterprise = await _enterprise(session, scope, data.enterprise_id, lookups)
-    check_rules(kind=data.kind, checks=data.checks, samples=data.samples, conclusion=data.conclusion,
-                inspected_at=data.inspected_at)
-    _check_case_request(data)
-    values = _columns({k: getattr(data, k) for k in
-                       ("kind", "inspected_at", "officers", "location", "checks", "samples", "conclusion", "notes")})
-    ins = Inspection(**values, id=data.id or uuid.uuid4(), enterprise_id=enterprise.id,
-                     region_code=enterprise.region_code, body_hash=digest, created_by=scope.principal_id)
+    ins = await _prepare(session, scope=scope, data=data, digest=digest, lookups=lookups)
     session.add(ins)
     await session.flush()
     if data.open_case:
         await case_service.open_from_inspection(
             session, scope=scope, inspection=ins,
             kind=data.case_kind or case_service.derive_kind(data.checks, data.samples))
-    await audit.record(session, action="inspection.create", entity_type="inspection", entity_id=str(ins.id),
-                       region_code=ins.region_code, after=_snapshot(ins))
+    await _audit_created(session, ins)
     return ins, True
 
 
@@ -310,13 +320,24 @@ def _parse(raw: Any, index: int) -> InspectionCreate | BatchItemResult:
 
 
 async def create_batch(session: AsyncSession, *, scope: Scope, items: list[Any]) -> list[BatchItemResult]:
-    """Create, replay or reject each item in its own savepoint, in order. One bad item (invalid,
-    outside the jurisdiction, a conflicting id, a database error) loses nothing else; the request
-    commits once."""
+    """Create, replay or reject each item, in order. One bad item (invalid, outside the jurisdiction,
+    a conflicting id, a database error) loses nothing else; the request commits once.
+
+    The items are written together, in one savepoint and one flush (``_create_together``). When that
+    cannot be (an item opens a case, which needs its inspection's row first) or the database refuses
+    it (a faulty item, or another request creating one of the ids meanwhile), each item is written in
+    its own savepoint instead, which finds the faulty one and keeps the rest."""
     policy.require(policy.can_record_inspections(scope))
     parsed = [_parse(raw, i) for i, raw in enumerate(items)]
     lookups = await _prefetch(session, [p for p in parsed if isinstance(p, InspectionCreate)])
-    results: list[BatchItemResult] = []
+    if not any(isinstance(p, InspectionCreate) and p.open_case for p in parsed):
+        try:
+            async with session.begin_nested():
+                results = await _create_together(session, scope, parsed, lookups)
+            return results
+        except DBAPIError:
+            pass  # rolled back to the savepoint: nothing of the batch is left; one by one below
+    results = []
     for p in parsed:
         if isinstance(p, BatchItemResult):
             results.append(p)
@@ -330,4 +351,35 @@ async def create_batch(session: AsyncSession, *, scope: Scope, items: list[Any])
             results.append(BatchItemResult(id=p.id, status="rejected", problem=err.to_problem()))
             continue
         results.append(BatchItemResult(id=ins.id, status="created" if created else "replayed"))
+    return results
+
+
+async def _create_together(session: AsyncSession, scope: Scope, parsed: list[InspectionCreate | BatchItemResult],
+                           lookups: Lookups) -> list[BatchItemResult]:
+    """The batch's new inspections and their audit rows added at once and flushed together: what
+    ``create`` does item by item (replays and conflicts decided in order, an item's own problems
+    rejecting it alone), without a savepoint and a flush per item. None of them opens a case."""
+    results: list[BatchItemResult] = []
+    made: dict[uuid.UUID, Inspection] = {}  # created by an earlier item of this batch
+    for p in parsed:
+        if isinstance(p, BatchItemResult):
+            results.append(p)
+            continue
+        digest = body_hash(p)
+        try:
+            earlier = made.get(p.id) if p.id is not None else None
+            existing = earlier or (await _existing(session, p.id, lookups) if p.id is not None else None)
+            if existing is not None:
+                ins = _replay_or_conflict(existing, scope, digest)
+                results.append(BatchItemResult(id=ins.id, status="replayed"))
+                continue
+            ins = await _prepare(session, scope=scope, data=p, digest=digest, lookups=lookups)
+        except AppError as err:
+            results.append(BatchItemResult(id=p.id, status="rejected", problem=err.to_problem()))
+            continue
+        session.add(ins)
+        await _audit_created(session, ins)
+        made[ins.id] = ins
+        results.append(BatchItemResult(id=ins.id, status="created"))
+    await session.flush()
     return results

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.models.case import CaseKind, PenaltyCase
 from app.services import inspection as inspection_service
 from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
+from tests.routers.test_archive import count_queries
 from tests.routers.test_inspections import (
     URL,
     XIHU,
@@ -146,13 +147,15 @@ async def test_an_item_that_is_not_an_inspection_is_rejected(client, world: Worl
     assert results[0]["problem"]["errors"][0]["loc"][:3] == ["body", "items", 0]
 
 
+@pytest.mark.parametrize("open_case", [True, False])
 @pytest.mark.parametrize(("when", "code"), [("statement", "missing_value"), ("flush", "reference_not_found")])
 async def test_a_database_error_in_one_item_is_rolled_back_to_its_savepoint(client, world: World, connection,
-                                                                             monkeypatch, when, code):
-    """The second item's inspection row is already flushed when a database error hits it: a failing
-    statement, or a row that fails when its savepoint is released (the audit row is only flushed
-    then). Its savepoint takes everything of the item back; the other items and their audit rows
-    stay."""
+                                                                             monkeypatch, when, code, open_case):
+    """A database error hits the second item: a failing statement, or a row that fails when it is
+    flushed. Without a case to open, the batch was being written all at once: that is rolled back
+    and the items are written one by one. Each in its own savepoint, which takes everything of the
+    faulty item back (its inspection row is already flushed when it opens a case); the other items
+    and their audit rows stay."""
     real = inspection_service.audit.record
 
     async def failing_record(session: Any, **kw: Any) -> None:
@@ -165,7 +168,7 @@ async def test_a_database_error_in_one_item_is_rolled_back_to_its_savepoint(clie
         await real(session, **kw)
 
     monkeypatch.setattr(inspection_service.audit, "record", failing_record)
-    items = [body(world.ent_xihu["id"]), body(world.ent_xihu["id"], "licensed", open_case=True, notes="boom"),
+    items = [body(world.ent_xihu["id"]), body(world.ent_xihu["id"], "licensed", open_case=open_case, notes="boom"),
              body(world.ent_xihu["id"])]
     results = await sync(client, world.xihu, items)
     assert statuses(results) == ["created", "rejected", "created"]
@@ -187,8 +190,14 @@ async def test_batch_size_is_1_to_100(client, world: World, connection, n):
 
 async def test_a_full_batch_of_100(client, world: World, connection):
     items = [body(world.ent_xihu["id"]) for _ in range(100)]
-    assert statuses(await sync(client, world.xihu, items)) == ["created"] * 100
-    assert await count(connection, "SELECT count(*) FROM inspection") == 100
+    await sync(client, world.xihu, [body(world.ent_xihu["id"])])  # asyncpg looks up new types once
+    async with count_queries(connection) as statements:
+        assert statuses(await sync(client, world.xihu, items)) == ["created"] * 100
+    assert await count(connection, "SELECT count(*) FROM inspection") == 101
+    assert await count(connection, "SELECT count(*) FROM audit_event WHERE entity_type = 'inspection'") == 101
+    # written together: a savepoint, two lookups, the inspections, the audit rows; not a savepoint,
+    # an INSERT and an audit INSERT per item
+    assert len(statements) < 15, statements
 
 
 async def test_a_caller_who_may_not_record_gets_403_for_the_whole_batch(client, world: World, connection):
