@@ -41,10 +41,11 @@ class Settings(BaseSettings):
     db_max_overflow: int = 0
     db_pool_timeout_seconds: float = 10.0
     db_statement_timeout_ms: int = 30_000
-    # Statements each connection keeps prepared (SQLAlchemy's asyncpg cache; 100 by default). Every
-    # savepoint is a statement of its own text (SAVEPOINT sa_savepoint_1 ... 100 for a batch of 100
-    # inspections, and as many RELEASEs): with 100 they pushed every other statement out, and each
-    # INSERT of the next batch was prepared again, a round trip each.
+    # Statements each connection keeps prepared (SQLAlchemy's asyncpg cache; 100 by default; this
+    # setting wins over a prepared_statement_cache_size in DATABASE_URL). Every savepoint is a
+    # statement of its own text (SAVEPOINT sa_savepoint_1 ... 100 for a batch of 100 inspections
+    # written item by item, and as many RELEASEs): with 100 they pushed every other statement out,
+    # and each INSERT of the next batch was prepared again, a round trip each.
     db_prepared_statement_cache_size: int = Field(default=500, ge=0)
 
     host: str = "127.0.0.1"

@@ -46,11 +46,26 @@ _CONSTRAINTS: dict[str, tuple[type[AppError], str, str]] = {
 DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.exceptions.DataError)
 
 
+def _driver_error(exc: Exception) -> tuple[Any, Any]:
+    """asyncpg's exception behind a database error and its SQLSTATE (None when the driver refused a
+    value before sending it)."""
+    driver = getattr(getattr(exc, "orig", None), "__cause__", None) if isinstance(exc, DBAPIError) else exc
+    return driver, getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(driver, "sqlstate", None)
+
+
+def is_data_fault(exc: Exception) -> bool:
+    """A database error the written values cause (SQLSTATE classes 22 and 23: a value out of range, a
+    constraint; or a value the driver cannot encode), not the database's state (a timeout, a lost
+    connection, a deadlock)."""
+    driver, sqlstate = _driver_error(exc)
+    return (isinstance(exc, IntegrityError) or str(sqlstate)[:2] in ("22", "23")
+            or isinstance(driver, asyncpg.exceptions.DataError))
+
+
 def db_error_to_problem(exc: Exception) -> AppError:
     """The problem for a database error: one raised through SQLAlchemy (a DBAPIError) or straight by
     asyncpg (app.db.raw_fetch)."""
-    driver = getattr(getattr(exc, "orig", None), "__cause__", None) if isinstance(exc, DBAPIError) else exc
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(driver, "sqlstate", None)
+    driver, sqlstate = _driver_error(exc)
     cls, code, detail = _PG_CODES.get(str(sqlstate), (None, None, None))
     if cls is None and isinstance(driver, asyncpg.exceptions.DataError):
         # the driver refused to encode a value (a date beyond what the database stores, ...)

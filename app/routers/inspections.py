@@ -81,12 +81,13 @@ async def create_inspection(body: InspectionCreate, scope: ScopeDep, session: Se
 async def create_inspection_batch(body: inspection_service.InspectionBatch, scope: ScopeDep,
                                   session: SessionDep) -> inspection_service.BatchResults:
     """Sync up to 100 inspections recorded offline, in one request. Each item is a create body (see
-    `POST /api/v1/inspections`, same rules) and is judged on its own, in its own savepoint: the
-    answer (200) lists, in the order sent, `{id, status, problem}` with `status` `created`,
-    `replayed` (same `id` and body as an inspection already stored) or `rejected` (with the item's
-    problem details: 422 validation with `errors[].loc` under `body.items.<n>`, 404 enterprise
-    outside your jurisdiction, 409 `id_conflict`, ...). A rejected item loses nothing else; the
-    whole batch commits once.
+    `POST /api/v1/inspections`, same rules) and is judged on its own: the answer (200) lists, in the
+    order sent, `{id, status, problem}` with `status` `created`, `replayed` (same `id` and body as
+    an inspection already stored) or `rejected` (with the item's problem details: 422 validation
+    with `errors[].loc` under `body.items.<n>`, 404 enterprise outside your jurisdiction, 409
+    `id_conflict`, ...). A rejected item loses nothing else; the whole batch commits once. A
+    database timeout or a deadlock is the whole request's problem (503 or 409 with `Retry-After`):
+    retry the batch.
 
     **Offline clients should always send an `id` with each item**: retrying a batch whose answer
     was lost (a dropped connection) then replays what was stored and creates only what was not.

@@ -5,7 +5,8 @@ Queries are bounded whatever the enterprise's history, and the common archive (n
 or recall) reads in four raw statements: the enterprise with its kept key facts and whether it has
 any case, bad record or recall; its licences; its inspections (split into spot checks, annual reviews
 and the others here); the names of its categories. Cases, when it has any, are one more raw
-statement; bad records and recalls one ORM query each. The raw statements state the caller's
+statement; bad records and recalls one ORM query each; its flags one more when its kept facts cannot
+serve every caller (focus.page_flags). The raw statements state the caller's
 jurisdiction themselves (``scope.region_sql``, the conditions of the scope's session filter); the ORM
 queries go through that filter. The JSON is written without building the models (app.json_rows),
 in the fields and order of ``Archive``: a test checks that every archive answered is byte for byte
@@ -70,14 +71,16 @@ def _categories(codes: list[str], rows: Mapping[str, Mapping[str, Any]],
 
 
 def _enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, list[Any]]:
-    """The enterprise inside the jurisdiction with its kept key facts, and whether any case, bad record
-    or recall of it exists at all (the ORM queries behind those sections filter by jurisdiction)."""
+    """The enterprise inside the jurisdiction with its kept key facts, and whether it has any case, bad
+    record or recall inside the jurisdiction."""
     params = SqlParams()
     where = [f"e.id = {params.add(enterprise_id)}"]
     inside = region_sql("e.region_code", scope.region_code, params.add)
     if inside:
         where.append(inside)
-    present = ", ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.enterprise_id = e.id) AS any_{table}"  # noqa: S608
+    mine = region_sql("x.region_code", scope.region_code, params.add)
+    present = ", ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.enterprise_id = e.id"  # noqa: S608
+                        f"{' AND ' + mine if mine else ''}) AS any_{table}"
                         for table in ("penalty_case", "bad_record", "recall"))
     # constant fragments and placeholders only
     sql = f"SELECT {enterprise_service.PUBLIC_COLUMNS_SQL}, {present} FROM enterprise e WHERE {' AND '.join(where)}"  # noqa: S608

@@ -191,15 +191,16 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
     if place is not None:
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
     key_join = ""
+    facts = focus.facts_parameters(scope)  # one day for the filter and the flags' facts
     if key is not None:
-        key_join, is_key = focus.key_filter(scope, params.add)
+        key_join, is_key = focus.key_filter(scope, params.add, facts)
         where.append(is_key if key else f"NOT {is_key}")
     columns = PUBLIC_COLUMNS_SQL
     # only constant fragments and $n placeholders are joined here: every value is a parameter
     sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
-    return focus.with_kept_facts(sql, scope, params.add), params.values
+    return focus.with_kept_facts(sql, scope, params.add, facts), params.values
 
 
 async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,

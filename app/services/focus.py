@@ -106,12 +106,13 @@ FROM (SELECT count(*) AS checks, sum(t.n) AS samples
 ) {alias} ON true"""
 
 
-def key_filter(scope: Scope | None, add: Any) -> tuple[str, str]:
+def key_filter(scope: Scope | None, add: Any, facts: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """Whether the enterprise ``e`` of a statement is a key enterprise for this caller, as the joins and
     the condition to put in it (``add`` makes a value a parameter and answers its placeholder): from
     its kept facts where they serve every caller (``uniform``, as in page_flags), from its records
-    (FACTS_LATERAL) where they do not or none are kept. Either way KEY_EXPR decides."""
-    facts = facts_parameters(scope)
+    (FACTS_LATERAL) where they do not or none are kept. Either way KEY_EXPR decides. ``facts``:
+    facts_parameters(scope), when the statement has them already (one day for all its parts)."""
+    facts = facts or facts_parameters(scope)
     pattern, day, since = add(facts["pattern"]), add(facts["day"]), add(facts["since"])
     joins = ("LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id "
              + KEPT_AS_FACTS.format(day=day, since=since, alias="kk"))
@@ -187,12 +188,13 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
 # Kept facts serve every caller only when ``uniform`` (all the enterprise's records lie in its own
 # region); for the other rows, and rows with none kept yet, page_flags computes the flags from the
 # records through the caller's jurisdiction.
-def with_kept_facts(page_sql: str, scope: Scope | None, add: Any) -> str:
+def with_kept_facts(page_sql: str, scope: Scope | None, add: Any, facts: Mapping[str, Any] | None = None) -> str:
     """``page_sql`` (a statement of enterprise rows with ``id``, ``created_at``, already cut to its page)
     with each row's kept facts beside it, in the same order (``add`` makes a value a parameter and
     answers its placeholder). They are joined once the page is cut: inside it their estimated cost made
-    PostgreSQL plan a parallel worker for the q search (8 ms to start one for a 1 ms query)."""
-    facts = facts_parameters(scope)
+    PostgreSQL plan a parallel worker for the q search (8 ms to start one for a 1 ms query). ``facts``
+    as for key_filter."""
+    facts = facts or facts_parameters(scope)
     return (f"SELECT p.*, kf.uniform AS kf_uniform, kk.* FROM ({page_sql}) p"  # noqa: S608 - constant fragments
             " LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = p.id "
             + KEPT_AS_FACTS.format(day=add(facts["day"]), since=add(facts["since"]), alias="kk")

@@ -31,7 +31,7 @@ from app.models.inspection import (
     InspectionUpdate,
     Sample,
 )
-from app.routing import db_error_to_problem
+from app.routing import db_error_to_problem, is_data_fault
 from app.scope import Scope, get_visible
 from app.services import audit, versioned
 from app.services import case as case_service
@@ -325,8 +325,9 @@ async def create_batch(session: AsyncSession, *, scope: Scope, items: list[Any])
 
     The items are written together, in one savepoint and one flush (``_create_together``). When that
     cannot be (an item opens a case, which needs its inspection's row first) or the database refuses
-    it (a faulty item, or another request creating one of the ids meanwhile), each item is written in
-    its own savepoint instead, which finds the faulty one and keeps the rest."""
+    a value or a constraint (a faulty item, or another request creating one of the ids meanwhile),
+    each item is written in its own savepoint instead, which finds the faulty one and keeps the rest.
+    Other database errors (a timeout, a lost connection, a deadlock) are the whole batch's problem."""
     policy.require(policy.can_record_inspections(scope))
     parsed = [_parse(raw, i) for i, raw in enumerate(items)]
     lookups = await _prefetch(session, [p for p in parsed if isinstance(p, InspectionCreate)])
@@ -335,8 +336,10 @@ async def create_batch(session: AsyncSession, *, scope: Scope, items: list[Any])
             async with session.begin_nested():
                 results = await _create_together(session, scope, parsed, lookups)
             return results
-        except DBAPIError:
-            pass  # rolled back to the savepoint: nothing of the batch is left; one by one below
+        except DBAPIError as exc:
+            if not is_data_fault(exc):  # a timeout, a lost connection, a deadlock: the whole batch's
+                raise
+            # rolled back to the savepoint, nothing of the batch is left: one by one below
     results = []
     for p in parsed:
         if isinstance(p, BatchItemResult):

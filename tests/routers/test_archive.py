@@ -175,6 +175,7 @@ async def test_every_record_in_the_archive_reads_as_its_own_endpoint_shows_it(cl
     assert r.status_code == 201, r.text
     for kind in ("annual_review", "sweep", "complaint"):
         await insert_inspection(sessionmaker, e, kind=kind, failed=("conditions_met",), notes={"conditions_met": "缺"})
+    await insert_case(sessionmaker, e, kind=CaseKind.counterfeit)
     for token in (inspector, admin_token):
         a = await archive(client, token, e["id"])
         one = await client.get(f"/api/v1/enterprises/{e['id']}", headers=bearer(token))
@@ -187,3 +188,10 @@ async def test_every_record_in_the_archive_reads_as_its_own_endpoint_shows_it(cl
         assert sorted(a["licenses"], key=lambda x: x["id"]) == sorted(listed.json()["items"], key=lambda x: x["id"])
         assert sorted(x["status"] for x in a["licenses"]) == ["expired", "valid"]
         assert a["production"]["licenses"]["expired"] == 1
+        # the archive lists a case without its measures and the actions open to the caller
+        listed_only = {"measures", "goods_under_seal", "premises_closed", "allowed_actions"}
+        assert len(a["cases"]) == 1
+        for x in a["cases"]:
+            one = (await client.get(f"/api/v1/cases/{x['id']}", headers=bearer(token))).json()
+            assert {k: v for k, v in x.items() if k not in listed_only} == \
+                {k: v for k, v in one.items() if k not in listed_only}
