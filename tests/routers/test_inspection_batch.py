@@ -266,3 +266,22 @@ async def test_concurrent_batches_on_the_same_enterprises_all_land_and_keep_the_
         await conn.rollback()
     assert kept == rebuilt
     assert len(facts) == 6 and facts == now
+
+
+async def test_a_database_timeout_is_the_whole_batchs_problem(client, world: World, connection, monkeypatch):
+    """Written together, a batch that meets a timeout (or a lost connection, a deadlock) is not split
+    into items: nothing is stored and the device retries the whole batch (503 with Retry-After)."""
+    real = inspection_service.audit.record
+
+    async def slow_record(session: Any, **kw: Any) -> None:
+        if kw.get("after", {}).get("notes") == "slow":
+            await session.execute(text("SET LOCAL statement_timeout = '1ms'"))
+            await session.execute(text("SELECT pg_sleep(0.05)"))
+        await real(session, **kw)
+
+    monkeypatch.setattr(inspection_service.audit, "record", slow_record)
+    items = [body(world.ent_xihu["id"]), body(world.ent_xihu["id"], notes="slow"), body(world.ent_xihu["id"])]
+    r = await client.post(BATCH, headers=bearer(world.xihu), json={"items": items})
+    assert_problem(r, 503, "statement_timeout")
+    assert r.headers["retry-after"] == "1"
+    assert await totals(connection) == (0, 0, 0)
