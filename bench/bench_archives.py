@@ -198,6 +198,7 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
 
     from app.pagination import PageParams
     from app.scope import Scope
+    from app.services import archive
     from app.services.enterprise import list_statement
 
     national = Scope(principal_id=uuid_mod.uuid4(), principal_type="user", username="admin", region_code="000000",
@@ -226,9 +227,12 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
         listed(f"q with a 2-character fragment that matches nothing (q={t['fragment_2_rare']}), worst case",
                q=t["fragment_2_rare"]),
         listed("key enterprises of the county (key=true)", region=t["county"], key=True),
+        listed(f"q with a 3-character fragment (q={t['fragment'][:3]}; statistics of migration 0022)",
+               q=t["fragment"][:3]),
+        ("archive: the enterprise with its kept key facts (archive.enterprise_statement)",
+         *archive.enterprise_statement(national, uuid_mod.UUID(eid))),
         ("archive: the enterprise's inspections, newest first",
-         "SELECT * FROM inspection WHERE enterprise_id = $1 ORDER BY inspected_at DESC", [uuid_mod.UUID(eid)]),
-        ("archive: the enterprise's licences", "SELECT * FROM license WHERE enterprise_id = $1", [uuid_mod.UUID(eid)]),
+         *archive.rows_statement(national, uuid_mod.UUID(eid), *archive.INSPECTIONS)),
         ("bare app: the county's 20 newest enterprises",
          "SELECT * FROM enterprise WHERE region_code = $1 ORDER BY created_at DESC, id DESC LIMIT 20", [t["county"]]),
     ]

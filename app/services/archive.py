@@ -70,7 +70,7 @@ def _categories(codes: list[str], rows: Mapping[str, Mapping[str, Any]],
              "key": rows[c]["key"] if c in rows else False, "licensed": covered(c)} for c in codes]
 
 
-def _enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, list[Any]]:
+def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, list[Any]]:
     """The enterprise inside the jurisdiction with its kept key facts, and whether it has any case, bad
     record or recall inside the jurisdiction."""
     params = SqlParams()
@@ -87,8 +87,8 @@ def _enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, 
     return focus.with_kept_facts(sql, scope, params.add), params.values
 
 
-async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,
-                   columns: json_rows.RowShape | tuple[str, ...], order: str) -> list[Any]:
+def rows_statement(scope: Scope, enterprise_id: uuid.UUID, table: str,
+                   columns: json_rows.RowShape | tuple[str, ...], order: str) -> tuple[str, list[Any]]:
     """The enterprise's rows in ``table`` (``x``): ``columns``, or those a RowShape reads, inside the
     jurisdiction, in ``order``."""
     params = SqlParams()
@@ -96,16 +96,25 @@ async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID
     inside = region_sql("x.region_code", scope.region_code, params.add)
     if inside:
         where.append(inside)
-    # constant names and placeholders only
     select_sql = columns.select_sql("x") if isinstance(columns, json_rows.RowShape) else \
         ", ".join(f"x.{c}" for c in columns)
-    return await raw_fetch(session, f"SELECT {select_sql} FROM {table} x"  # noqa: S608
-                                    f" WHERE {' AND '.join(where)} ORDER BY {order}", *params.values)
+    # constant names and placeholders only
+    return (f"SELECT {select_sql} FROM {table} x WHERE {' AND '.join(where)} ORDER BY {order}",  # noqa: S608
+            params.values)
+
+
+INSPECTIONS = ("inspection", _INSPECTION, "x.inspected_at DESC, x.id DESC")  # rows_statement's last three
+
+
+async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,
+                   columns: json_rows.RowShape | tuple[str, ...], order: str) -> list[Any]:
+    sql, values = rows_statement(scope, enterprise_id, table, columns, order)
+    return await raw_fetch(session, sql, *values)
 
 
 async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID) -> bytes:
     """The archive of one enterprise inside the jurisdiction (404 outside), as the JSON of ``Archive``."""
-    sql, values = _enterprise_statement(scope, enterprise_id)
+    sql, values = enterprise_statement(scope, enterprise_id)
     found = await raw_fetch(session, sql, *values)
     if not found:
         raise NotFound(f"No enterprise {enterprise_id}", code="enterprise_not_found")
@@ -116,8 +125,7 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
                 for row in await _rows_of(session, scope, e["id"], "license", _LICENCE,
                                           "x.issued_on DESC, x.created_at DESC, x.id DESC")]
     sections: dict[str, list[Any]] = {"spot_checks": [], "annual_reviews": [], "inspections": []}
-    for row in await _rows_of(session, scope, e["id"], "inspection", _INSPECTION,
-                              "x.inspected_at DESC, x.id DESC"):
+    for row in await _rows_of(session, scope, e["id"], *INSPECTIONS):
         sections[_GROUPS.get(row["kind"], "inspections")].append(_INSPECTION(row))
     codes = sorted({*e["category_codes"], *(x["category_code"] for x in licences)})
     names = {row["code"]: row for row in await raw_fetch(
