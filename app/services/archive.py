@@ -40,7 +40,6 @@ from app.services import recall as recall_service
 
 _INSPECTION = json_rows.RowShape(InspectionPublic)
 _LICENCE = json_rows.RowShape(LicensePublic)
-_CASE_COLUMNS = tuple(c.name for c in PenaltyCase.__table__.columns)  # type: ignore[attr-defined]
 _GROUPS = {InspectionKind.spot_check.value: "spot_checks", InspectionKind.annual_review.value: "annual_reviews"}
 
 
@@ -103,7 +102,11 @@ def rows_statement(scope: Scope, enterprise_id: uuid.UUID, table: str,
             params.values)
 
 
-INSPECTIONS = ("inspection", _INSPECTION, "x.inspected_at DESC, x.id DESC")  # rows_statement's last three
+# rows_statement's last three arguments for each section read as raw rows
+LICENCES = ("license", _LICENCE, "x.issued_on DESC, x.created_at DESC, x.id DESC")
+INSPECTIONS = ("inspection", _INSPECTION, "x.inspected_at DESC, x.id DESC")
+CASES = ("penalty_case", tuple(c.name for c in PenaltyCase.__table__.columns),  # type: ignore[attr-defined]
+         "x.created_at DESC, x.id DESC")
 
 
 async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,
@@ -122,8 +125,7 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
     basic = (await enterprise_service.public_rows(session, found, scope))[0]
     day = license_service.today()
     licences = [_LICENCE(row, status=license_service.status_on(row["status"], row["expires_on"], day))
-                for row in await _rows_of(session, scope, e["id"], "license", _LICENCE,
-                                          "x.issued_on DESC, x.created_at DESC, x.id DESC")]
+                for row in await _rows_of(session, scope, e["id"], *LICENCES)]
     sections: dict[str, list[Any]] = {"spot_checks": [], "annual_reviews": [], "inspections": []}
     for row in await _rows_of(session, scope, e["id"], *INSPECTIONS):
         sections[_GROUPS.get(row["kind"], "inspections")].append(_INSPECTION(row))
@@ -133,8 +135,7 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
         codes, unscoped=True)} if codes else {}
     # a case's view is computed from its row (overdue, ...): case.to_public reads the row's fields
     cases = [case_service.to_public(cast(PenaltyCase, SimpleNamespace(**row))).model_dump(mode="json")
-             for row in await _rows_of(session, scope, e["id"], "penalty_case", _CASE_COLUMNS,
-                                       "x.created_at DESC, x.id DESC")] if e["any_penalty_case"] else []
+             for row in await _rows_of(session, scope, e["id"], *CASES)] if e["any_penalty_case"] else []
     bad = (await session.execute(
         select(BadRecord).where(BadRecord.enterprise_id == e["id"])
         .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all() \
