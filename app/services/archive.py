@@ -133,9 +133,11 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
     names = {row["code"]: row for row in await raw_fetch(
         session, "SELECT code, name, parent_code, key FROM product_category WHERE code = ANY($1::varchar[])",
         codes, unscoped=True)} if codes else {}
-    # a case's view is computed from its row (overdue, ...): case.to_public reads the row's fields
-    cases = [case_service.to_public(cast(PenaltyCase, SimpleNamespace(**row))).model_dump(mode="json")
-             for row in await _rows_of(session, scope, e["id"], *CASES)] if e["any_penalty_case"] else []
+    # a case's view is computed from its row (overdue, ...): case.to_public reads the row's fields; a
+    # machine client sees it without staff names, as GET /cases/{id} shows it
+    rows = await _rows_of(session, scope, e["id"], *CASES) if e["any_penalty_case"] else []
+    cases = [case_service.for_caller(case_service.to_public(cast(PenaltyCase, SimpleNamespace(**row))), scope)
+             .model_dump(mode="json") for row in rows]
     bad = (await session.execute(
         select(BadRecord).where(BadRecord.enterprise_id == e["id"])
         .order_by(col(BadRecord.decided_at).desc(), col(BadRecord.id).desc()))).scalars().all() \

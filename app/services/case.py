@@ -84,13 +84,17 @@ async def to_public_many(session: AsyncSession, scope: Scope, cases: list[Penalt
             measures[m.case_id].append(m)
     facts = await workflow.load_facts(session, ids)
     now = utcnow()
-    views = [to_public(c, measures=measures[c.id], allowed=workflow.allowed(scope, c, facts[c.id]), now=now)
-             for c in cases]
-    if scope.principal_type != "user":  # machine clients: the decision and transfer without staff names
-        for v in views:
-            v.decision = policy.redact_people(v.decision, scope)  # type: ignore[assignment]
-            v.transfer = policy.redact_people(v.transfer, scope)  # type: ignore[assignment]
-    return views
+    return [for_caller(to_public(c, measures=measures[c.id], allowed=workflow.allowed(scope, c, facts[c.id]),
+                                 now=now), scope) for c in cases]
+
+
+def for_caller(view: CasePublic, scope: Scope) -> CasePublic:
+    """A case's view as ``scope`` may see it: machine clients get the decision and the transfer without
+    staff names."""
+    if scope.principal_type != "user":
+        view.decision = policy.redact_people(view.decision, scope)  # type: ignore[assignment]
+        view.transfer = policy.redact_people(view.transfer, scope)  # type: ignore[assignment]
+    return view
 
 
 async def _file(session: AsyncSession, scope: Scope, settings: Settings | None, case: PenaltyCase,

@@ -433,6 +433,15 @@ async def test_machine_clients_see_bureaus_not_staff_names(client, b, market, se
     feed = (await client.get("/api/v1/events", params={"entity_type": "penalty_case"},
                              headers=bearer(market))).json()["items"]
     assert feed and all("proposed_by" not in (e["data"].get("decision") or {}) for e in feed)
+    # the enterprise's archive shows the case as GET /cases/{id} does
+    reader, _ = await machine(client, b.admin, name="浙江省信用平台", region=ZHEJIANG, agency="market_regulator",
+                              scopes=["enterprises:read", "cases:read"])
+    archived = (await read_archive(client, reader, b.enterprise["id"]))["cases"]
+    assert [x["decision"] for x in archived] == [
+        (await client.get(f"/api/v1/cases/{case['id']}", headers=bearer(reader))).json()["decision"]]
+    assert "proposed_by" not in archived[0]["decision"]
+    by_staff = (await read_archive(client, b.officer, b.enterprise["id"]))["cases"]
+    assert by_staff[0]["decision"]["proposed_by"] == "xh.off"
 
 
 async def test_webhooks_point_only_at_allowed_hosts_when_a_list_is_set(client, app, market):
