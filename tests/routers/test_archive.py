@@ -195,3 +195,13 @@ async def test_every_record_in_the_archive_reads_as_its_own_endpoint_shows_it(cl
             one = (await client.get(f"/api/v1/cases/{x['id']}", headers=bearer(token))).json()
             assert {k: v for k, v in x.items() if k not in listed_only} == \
                 {k: v for k, v in one.items() if k not in listed_only}
+
+
+async def test_a_licence_for_a_sub_product_covers_the_category_it_belongs_to(client, admin_token):
+    """The archive knows a licence's category (its parent) even when the enterprise is filed only under
+    the parent: the categories of its licences are read with its own."""
+    e = await create_enterprise(client, admin_token, category_codes=["05", "06"])
+    await create_license(client, admin_token, e, category_code="0501")
+    a = await archive(client, admin_token, e["id"])
+    assert [(c["code"], c["name"], c["licensed"]) for c in a["production"]["categories"]] == [
+        ("05", "电线电缆", True), ("06", "燃气器具", False)]
