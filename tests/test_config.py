@@ -27,3 +27,12 @@ def test_prod_starts_with_its_own_secrets_and_beyond_loopback_needs_them_too() -
     assert Settings(env="prod", **PROD_SECRETS).webhook_key == "w" * 40
     with pytest.raises(ValidationError, match="APP_WEBHOOK_KEY"):
         Settings(env="dev", host="0.0.0.0", **(PROD_SECRETS | DEV["webhook_key"]))  # noqa: S104
+
+
+def test_the_access_log_can_be_turned_off_and_errors_still_log() -> None:
+    from app.logging_setup import logging_config
+
+    off = logging_config(Settings(access_log=False))["loggers"]
+    assert off["uvicorn.access"]["level"] == "WARNING"  # uvicorn logs each request at INFO
+    assert off["uvicorn.error"]["level"] == off[""]["level"] == Settings().log_level
+    assert logging_config(Settings())["loggers"]["uvicorn.access"]["level"] == Settings().log_level  # the default
