@@ -160,56 +160,45 @@ async def _enterprise(session: AsyncSession, scope: Scope, enterprise_id: uuid.U
     return e
 
 
-async def _prepare(session: AsyncSession, *, scope: Scope, data: InspectionCreate, digest: str,
-                   lookups: Lookups | None) -> Inspection:
-    """The new inspection of ``data`` (not yet added): its enterprise inside the jurisdiction, the rules."""
-    enterprise = await _enterprise(session, scope, data.enterprise_id, lookups)
-    check_rules(kind=data.kind, checks=data.checks, samples=data.samples, conclusion=data.conclusion,
-                inspected_at=data.inspected_at)
-    _check_case_request(data)
-    values = _columns({k: getattr(data, k) for k in
-                       ("kind", "inspected_at", "officers", "location", "checks", "samples", "conclusion", "notes")})
-    return Inspection(**values, id=data.id or uuid.uuid4(), enterprise_id=enterprise.id,
-                      region_code=enterprise.region_code, body_hash=digest, created_by=scope.principal_id)
-
-
-async def _audit_created(session: AsyncSession, ins: Inspection) -> None:
-    await audit.record(session, action="inspection.create", entity_type="inspection", entity_id=str(ins.id),
-                       region_code=ins.region_code, after=_snapshot(ins))
-
-
 async def create(session: AsyncSession, *, scope: Scope, data: InspectionCreate,
                  lookups: Lookups | None = None) -> tuple[Inspection, bool]:
     """Record an inspection of an enterprise inside the jurisdiction (its region is the
     enterprise's), and its case when `open_case`. Returns it and whether it was created: False is a
-    replay of a client id sent before with the same body."""
+    replay of a client id sent before with the same body. The inspection and its audit row are added
+    to the session and written at its next flush (at once when it opens a case, which refers to it)."""
     policy.require(policy.can_record_inspections(scope))
     digest = body_hash(data)
     if data.id is not None:
         existing = await _existing(session, data.id, lookups)
         if existing is not None:
             return _replay_or_conflict(existing, scope, digest), False
-    ins = await _prepare(session, scope=scope, data=data, digest=digest, lookups=lookups)
+    enterprise = await _enterprise(session, scope, data.enterprise_id, lookups)
+    check_rules(kind=data.kind, checks=data.checks, samples=data.samples, conclusion=data.conclusion,
+                inspected_at=data.inspected_at)
+    _check_case_request(data)
+    values = _columns({k: getattr(data, k) for k in
+                       ("kind", "inspected_at", "officers", "location", "checks", "samples", "conclusion", "notes")})
+    ins = Inspection(**values, id=data.id or uuid.uuid4(), enterprise_id=enterprise.id,
+                     region_code=enterprise.region_code, body_hash=digest, created_by=scope.principal_id)
     session.add(ins)
-    await session.flush()
     if data.open_case:
+        await session.flush()
         await case_service.open_from_inspection(
             session, scope=scope, inspection=ins,
             kind=data.case_kind or case_service.derive_kind(data.checks, data.samples))
-    await _audit_created(session, ins)
+    await audit.record(session, action="inspection.create", entity_type="inspection", entity_id=str(ins.id),
+                       region_code=ins.region_code, after=_snapshot(ins))
     return ins, True
 
 
 async def create_or_replay(session: AsyncSession, *, scope: Scope, data: InspectionCreate,
                            lookups: Lookups | None = None) -> tuple[Inspection, bool]:
-    """``create`` inside a savepoint. When another request created the same client id meanwhile
-    (its INSERT hit the primary key after that request committed), this is a replay or a 409."""
+    """``create`` inside a savepoint, written when it is released. When another request created the
+    same client id meanwhile (its INSERT hit the primary key after that request committed), this is a
+    replay or a 409."""
     try:
         async with session.begin_nested():
-            ins, created = await create(session, scope=scope, data=data, lookups=lookups)
-        if created and lookups is not None:  # a later item of the batch with this id replays it
-            lookups.existing[ins.id] = ins
-        return ins, created
+            return await create(session, scope=scope, data=data, lookups=lookups)
     except IntegrityError:
         if data.id is None:
             raise
@@ -323,66 +312,49 @@ async def create_batch(session: AsyncSession, *, scope: Scope, items: list[Any])
     """Create, replay or reject each item, in order. One bad item (invalid, outside the jurisdiction,
     a conflicting id, a database error) loses nothing else; the request commits once.
 
-    The items are written together, in one savepoint and one flush (``_create_together``). When that
-    cannot be (an item opens a case, which needs its inspection's row first) or the database refuses
-    a value or a constraint (a faulty item, or another request creating one of the ids meanwhile),
-    each item is written in its own savepoint instead, which finds the faulty one and keeps the rest.
-    Other database errors (a timeout, a lost connection, a deadlock) are the whole batch's problem."""
+    The items are written together, in one savepoint and one flush. When that cannot be (an item
+    opens a case, which needs its inspection's row first) or the database refuses a value or a
+    constraint (a faulty item, or another request creating one of the ids meanwhile), each item is
+    written in its own savepoint instead, which finds the faulty one and keeps the rest. Other
+    database errors (a timeout, a lost connection, a deadlock) are the whole batch's problem."""
     policy.require(policy.can_record_inspections(scope))
     parsed = [_parse(raw, i) for i, raw in enumerate(items)]
     lookups = await _prefetch(session, [p for p in parsed if isinstance(p, InspectionCreate)])
     if not any(isinstance(p, InspectionCreate) and p.open_case for p in parsed):
+        # the items written together learn of each other in a copy: nothing of it is left if it fails
+        together = Lookups(enterprises=lookups.enterprises, existing=dict(lookups.existing))
         try:
             async with session.begin_nested():
-                results = await _create_together(session, scope, parsed, lookups)
-            return results
+                return await _each(session, scope, parsed, together, one_by_one=False)
         except DBAPIError as exc:
             if not is_data_fault(exc):  # a timeout, a lost connection, a deadlock: the whole batch's
                 raise
             # rolled back to the savepoint, nothing of the batch is left: one by one below
-    results = []
+    return await _each(session, scope, parsed, lookups, one_by_one=True)
+
+
+async def _each(session: AsyncSession, scope: Scope, parsed: list[InspectionCreate | BatchItemResult],
+                lookups: Lookups, *, one_by_one: bool) -> list[BatchItemResult]:
+    """Each item's result, in order: ``create`` for each, in a savepoint of its own when ``one_by_one``
+    (a database error rejects that item alone), else all added to the session, where a database error
+    is the caller's to handle. A later item with an id created here replays it."""
+    results: list[BatchItemResult] = []
     for p in parsed:
         if isinstance(p, BatchItemResult):
             results.append(p)
             continue
         try:
             try:
-                ins, created = await create_or_replay(session, scope=scope, data=p, lookups=lookups)
+                write = create_or_replay if one_by_one else create
+                ins, created = await write(session, scope=scope, data=p, lookups=lookups)
             except DBAPIError as exc:
+                if not one_by_one:
+                    raise
                 raise db_error_to_problem(exc) from exc
         except AppError as err:
             results.append(BatchItemResult(id=p.id, status="rejected", problem=err.to_problem()))
             continue
+        if created:
+            lookups.existing[ins.id] = ins
         results.append(BatchItemResult(id=ins.id, status="created" if created else "replayed"))
-    return results
-
-
-async def _create_together(session: AsyncSession, scope: Scope, parsed: list[InspectionCreate | BatchItemResult],
-                           lookups: Lookups) -> list[BatchItemResult]:
-    """The batch's new inspections and their audit rows added at once and flushed together: what
-    ``create`` does item by item (replays and conflicts decided in order, an item's own problems
-    rejecting it alone), without a savepoint and a flush per item. None of them opens a case."""
-    results: list[BatchItemResult] = []
-    made: dict[uuid.UUID, Inspection] = {}  # created by an earlier item of this batch
-    for p in parsed:
-        if isinstance(p, BatchItemResult):
-            results.append(p)
-            continue
-        digest = body_hash(p)
-        try:
-            earlier = made.get(p.id) if p.id is not None else None
-            existing = earlier or (await _existing(session, p.id, lookups) if p.id is not None else None)
-            if existing is not None:
-                ins = _replay_or_conflict(existing, scope, digest)
-                results.append(BatchItemResult(id=ins.id, status="replayed"))
-                continue
-            ins = await _prepare(session, scope=scope, data=p, digest=digest, lookups=lookups)
-        except AppError as err:
-            results.append(BatchItemResult(id=p.id, status="rejected", problem=err.to_problem()))
-            continue
-        session.add(ins)
-        await _audit_created(session, ins)
-        made[ins.id] = ins
-        results.append(BatchItemResult(id=ins.id, status="created"))
-    await session.flush()
     return results
