@@ -258,21 +258,20 @@ async def expire_due(session: AsyncSession, *, day: date | None = None, batch: i
     # thousands of enterprises may change here: their campaign contributions are recomputed after each
     # statement, under its own timeout, not all at COMMIT (migration 0018)
     await session.execute(text("SET CONSTRAINTS pqs_campaign_flush IMMEDIATE"))
+    overdue = (col(License.status) == LicenseStatus.valid, col(License.expires_on) < day)
     while True:
         # The producers concerned are locked first, in id order. A licence change marks its producer and
         # (IMMEDIATE) its campaign contribution and key facts are recomputed at once, holding their rows
         # until commit; a request committing meanwhile locks the producer first and those rows second
         # (migrations 0018, 0020), and would deadlock with this transaction's later update of
         # `licensed` if the job had not taken the producer before.
-        pending = (select(License.enterprise_id)
-                   .where(col(License.status) == LicenseStatus.valid, col(License.expires_on) < day)
-                   .order_by(col(License.expires_on)).limit(batch).execution_options(unscoped=True))
+        pending = (select(License.enterprise_id).where(*overdue).order_by(col(License.expires_on)).limit(batch)
+                   .execution_options(unscoped=True))
         producers = sorted(set((await session.execute(pending)).scalars()))
         locked = list((await session.execute(
             select(Enterprise.id).where(col(Enterprise.id).in_(producers)).order_by(col(Enterprise.id))
             .with_for_update(key_share=True).execution_options(unscoped=True))).scalars()) if producers else []
-        due = (select(License.id).where(col(License.status) == LicenseStatus.valid, col(License.expires_on) < day,
-                                        col(License.enterprise_id).in_(locked))
+        due = (select(License.id).where(*overdue, col(License.enterprise_id).in_(locked))
                .order_by(col(License.expires_on)).limit(batch).with_for_update(skip_locked=True))
         rows = (await session.execute(
             update(License).where(col(License.id).in_(due.scalar_subquery()))
