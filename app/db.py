@@ -163,31 +163,62 @@ async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterato
 
 
 class SqlParams:
-    """Positional parameters of a statement for ``raw_fetch``: ``add(value)`` answers its placeholder."""
+    """The positional parameters of a raw statement for ``raw_fetch`` (``add(value)`` answers its
+    placeholder), built for one caller (``scope``): ``inside(column)`` and ``region_pattern()`` put
+    the caller's jurisdiction into the statement, and raw_fetch refuses a statement that states none,
+    or was built for another caller, unless it says ``unscoped=True``."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: scope_mod.Scope | None = None) -> None:
         self.values: list[Any] = []
+        self.scope = scope
+        self.states_jurisdiction = False
 
     def add(self, value: Any) -> str:
         self.values.append(value)
         return f"${len(self.values)}"
 
+    def _caller(self) -> scope_mod.Scope:
+        if self.scope is None:
+            raise scope_mod.ScopeMissing("a statement built without a scope cannot state a jurisdiction")
+        self.states_jurisdiction = True
+        return self.scope
 
-async def raw_fetch(session: AsyncSession, sql: str, *args: Any, unscoped: bool = False) -> list[Any]:
+    def inside(self, column: str) -> list[str]:
+        """The conditions that keep ``column`` (a region code) inside the caller's jurisdiction, as the
+        scope's session filter does for ORM statements: none for a national caller."""
+        condition = scope_mod.region_sql(column, self._caller().region_code, self.add)
+        return [condition] if condition else []
+
+    def region_pattern(self) -> str:
+        """The placeholder of the caller's region prefix and '%', for ``region_code LIKE`` it."""
+        return self.add(self._caller().prefix + "%")
+
+
+async def raw_fetch(session: AsyncSession, sql: str, params: SqlParams | None = None, *,
+                    unscoped: bool = False) -> list[Any]:
     """Run ``sql`` ($1, $2, ... placeholders) straight on the asyncpg connection under the session and
     return asyncpg Records: for the few hot reads where the ORM's per-statement cost would be most of
     the request. Pending ORM changes are flushed first, so it reads what the session wrote. Inside a
     transaction the driver has begun it runs in that transaction; as a session's first statement it
     runs on its own (the driver begins lazily), so a read made of several raw statements must not
-    rely on one snapshot. Such a statement states the caller's jurisdiction itself (the scope's
-    session filter sees ORM statements only), and like an ORM query it is refused on a session that
-    carries no scope unless it says ``unscoped=True``. Database errors come back as asyncpg
-    exceptions; app.routing turns them into problems like the ORM's."""
-    if not unscoped and scope_mod.current(session.sync_session) is None:
-        raise scope_mod.ScopeMissing("raw query without a jurisdiction scope on the session")
+    rely on one snapshot. The scope's session filter sees ORM statements only, so a raw statement
+    states the caller's jurisdiction itself, through its SqlParams: it is refused on a session that
+    carries no scope, when its parameters state no jurisdiction or were built for another caller,
+    unless it says ``unscoped=True``. Database errors come back as asyncpg exceptions; app.routing
+    turns them into problems like the ORM's."""
+    if not unscoped:
+        scope = scope_mod.current(session.sync_session)
+        if scope is None:
+            raise scope_mod.ScopeMissing("raw query without a jurisdiction scope on the session")
+        if params is None or not params.states_jurisdiction:
+            raise scope_mod.ScopeMissing("a raw statement must state the caller's jurisdiction "
+                                         "(SqlParams.inside or region_pattern)")
+        if params.scope != scope:
+            raise scope_mod.ScopeMissing("a raw statement built for another caller")
     if session.new or session.dirty or session.deleted:
         await session.flush()
     conn = await session.connection()
     raw = await conn.get_raw_connection()
+    args = params.values if params is not None else []
     records: list[Any] = await raw.driver_connection.fetch(sql, *args)  # type: ignore[union-attr]
     return records

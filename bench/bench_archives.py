@@ -196,6 +196,7 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
     builds them for the national admin the benchmark logs in as, and the archive's lookups."""
     import uuid as uuid_mod
 
+    from app.db import SqlParams
     from app.pagination import PageParams
     from app.scope import Scope
     from app.services import archive
@@ -206,16 +207,19 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
 
     def listed(title: str, limit: int = 50, **filters: Any) -> tuple[str, str, list[Any]]:
         args = {"region": None, "category": None, "licensed": None, "key": None, "size": None, "q": None} | filters
-        sql, values = list_statement(scope=national, page=PageParams(limit, None), **args)
-        return title, sql, values
+        sql, params = list_statement(scope=national, page=PageParams(limit, None), **args)
+        return title, sql, params.values
+
+    def statement(title: str, sql: str, params: SqlParams) -> tuple[str, str, list[Any]]:
+        return title, sql, params.values
 
     eid = t["archive_enterprise"]
     from app.services.focus import FLAGS_SQL, facts_parameters
 
-    facts = facts_parameters(national)
+    facts = facts_parameters()
     # flags computed from the records, for the county's newest 50 (GET /enterprises/{id} and the archive
     # send this for one enterprise; the list reads the kept facts joined in its own statement)
-    flags_args = [[uuid_mod.UUID(i) for i in t["county_page_ids"]], facts["pattern"], facts["day"], facts["since"]]
+    flags_args = [[uuid_mod.UUID(i) for i in t["county_page_ids"]], national.prefix + "%", facts["day"], facts["since"]]
     return [
         listed("list by county (region=<county>, first page of 50)", region=t["county"]),
         ("flags from the records for those 50 (focus.FLAGS_SQL; the list joins the kept facts instead)",
@@ -229,10 +233,10 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
         listed("key enterprises of the county (key=true)", region=t["county"], key=True),
         listed(f"q with a 3-character fragment (q={t['fragment'][:3]}; statistics of migration 0022)",
                q=t["fragment"][:3]),
-        ("archive: the enterprise with its kept key facts (archive.enterprise_statement)",
-         *archive.enterprise_statement(national, uuid_mod.UUID(eid))),
-        ("archive: the enterprise's inspections, newest first",
-         *archive.rows_statement(national, uuid_mod.UUID(eid), *archive.INSPECTIONS)),
+        statement("archive: the enterprise with its kept key facts (archive.enterprise_statement)",
+                  *archive.enterprise_statement(national, uuid_mod.UUID(eid))),
+        statement("archive: the enterprise's inspections, newest first",
+                  *archive.rows_statement(national, uuid_mod.UUID(eid), *archive.INSPECTIONS)),
         ("bare app: the county's 20 newest enterprises",
          "SELECT * FROM enterprise WHERE region_code = $1 ORDER BY created_at DESC, id DESC LIMIT 20", [t["county"]]),
     ]

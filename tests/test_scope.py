@@ -256,3 +256,30 @@ async def test_a_raw_query_on_a_session_without_scope_is_refused(sessionmaker):
         with pytest.raises(ScopeMissing):
             await raw_fetch(session, "SELECT id FROM enterprise LIMIT 1")
         assert await raw_fetch(session, "SELECT 1 AS one", unscoped=True) == [(1,)]
+
+
+async def test_a_raw_query_must_state_the_callers_jurisdiction(sessionmaker):
+    """The scope's session filter sees ORM statements only: a raw statement states the jurisdiction
+    itself, through the SqlParams it is built with, or it is refused."""
+    import uuid
+
+    from app.db import SqlParams, raw_fetch
+    from app.scope import Scope, ScopeMissing, attach
+
+    county = Scope(principal_id=uuid.uuid4(), principal_type="user", username="x", region_code="330106")
+    other = Scope(principal_id=uuid.uuid4(), principal_type="user", username="y", region_code="330102")
+    async with sessionmaker() as session:
+        attach(session.sync_session, county)
+        with pytest.raises(ScopeMissing):  # no parameters, so no jurisdiction
+            await raw_fetch(session, "SELECT id FROM enterprise LIMIT 1")
+        forgot = SqlParams(county)
+        with pytest.raises(ScopeMissing):  # parameters that state none
+            await raw_fetch(session, f"SELECT id FROM enterprise WHERE region_code <> {forgot.add('x')}", forgot)
+        theirs = SqlParams(other)
+        sql = f"SELECT id FROM enterprise WHERE {' AND '.join(theirs.inside('region_code'))}"
+        with pytest.raises(ScopeMissing):  # built for another caller
+            await raw_fetch(session, sql, theirs)
+        mine = SqlParams(county)
+        assert await raw_fetch(session, f"SELECT count(*) AS n FROM enterprise WHERE {mine.inside('region_code')[0]}",
+                               mine) == [(0,)]
+        assert mine.values == ["330106"]

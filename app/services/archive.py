@@ -7,7 +7,7 @@ any case, bad record or recall; its licences; its inspections (split into spot c
 and the others here); the names of its categories. Cases, when it has any, are one more raw
 statement; bad records and recalls one ORM query each; its flags one more when its kept facts cannot
 serve every caller (focus.page_flags). The raw statements state the caller's
-jurisdiction themselves (``scope.region_sql``, the conditions of the scope's session filter); the ORM
+jurisdiction themselves (``SqlParams.inside``, the conditions of the scope's session filter); the ORM
 queries go through that filter. The JSON is written without building the models (app.json_rows),
 in the fields and order of ``Archive``: a test checks that every archive answered is byte for byte
 what the model writes."""
@@ -31,7 +31,7 @@ from app.models.common import utcnow
 from app.models.enterprise import LicensePublic, LicenseStatus
 from app.models.inspection import InspectionKind, InspectionPublic
 from app.models.recall import Recall
-from app.scope import Scope, region_sql
+from app.scope import Scope
 from app.services import case as case_service
 from app.services import enterprise as enterprise_service
 from app.services import focus
@@ -69,37 +69,30 @@ def _categories(codes: list[str], rows: Mapping[str, Mapping[str, Any]],
              "key": rows[c]["key"] if c in rows else False, "licensed": covered(c)} for c in codes]
 
 
-def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, list[Any]]:
+def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, SqlParams]:
     """The enterprise inside the jurisdiction with its kept key facts, and whether it has any case, bad
     record or recall inside the jurisdiction."""
-    params = SqlParams()
-    where = [f"e.id = {params.add(enterprise_id)}"]
-    inside = region_sql("e.region_code", scope.region_code, params.add)
-    if inside:
-        where.append(inside)
-    mine = region_sql("x.region_code", scope.region_code, params.add)
-    present = ", ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.enterprise_id = e.id"  # noqa: S608
-                        f"{' AND ' + mine if mine else ''}) AS any_{table}"
-                        for table in ("penalty_case", "bad_record", "recall"))
+    params = SqlParams(scope)
+    where = [f"e.id = {params.add(enterprise_id)}", *params.inside("e.region_code")]
+    mine = "".join(f" AND {c}" for c in params.inside("x.region_code"))
+    present = ", ".join(f"EXISTS (SELECT 1 FROM {table} x WHERE x.enterprise_id = e.id{mine})"  # noqa: S608
+                        f" AS any_{table}" for table in ("penalty_case", "bad_record", "recall"))
     # constant fragments and placeholders only
     sql = f"SELECT {enterprise_service.PUBLIC_COLUMNS_SQL}, {present} FROM enterprise e WHERE {' AND '.join(where)}"  # noqa: S608
-    return focus.with_kept_facts(sql, scope, params.add), params.values
+    return focus.with_kept_facts(sql, params), params
 
 
 def rows_statement(scope: Scope, enterprise_id: uuid.UUID, table: str,
-                   columns: json_rows.RowShape | tuple[str, ...], order: str) -> tuple[str, list[Any]]:
+                   columns: json_rows.RowShape | tuple[str, ...], order: str) -> tuple[str, SqlParams]:
     """The enterprise's rows in ``table`` (``x``): ``columns``, or those a RowShape reads, inside the
     jurisdiction, in ``order``."""
-    params = SqlParams()
-    where = [f"x.enterprise_id = {params.add(enterprise_id)}"]
-    inside = region_sql("x.region_code", scope.region_code, params.add)
-    if inside:
-        where.append(inside)
+    params = SqlParams(scope)
+    where = [f"x.enterprise_id = {params.add(enterprise_id)}", *params.inside("x.region_code")]
     select_sql = columns.select_sql("x") if isinstance(columns, json_rows.RowShape) else \
         ", ".join(f"x.{c}" for c in columns)
     # constant names and placeholders only
     return (f"SELECT {select_sql} FROM {table} x WHERE {' AND '.join(where)} ORDER BY {order}",  # noqa: S608
-            params.values)
+            params)
 
 
 # rows_statement's last three arguments for each section read as raw rows
@@ -111,14 +104,12 @@ CASES = ("penalty_case", tuple(c.name for c in PenaltyCase.__table__.columns),  
 
 async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID, table: str,
                    columns: json_rows.RowShape | tuple[str, ...], order: str) -> list[Any]:
-    sql, values = rows_statement(scope, enterprise_id, table, columns, order)
-    return await raw_fetch(session, sql, *values)
+    return await raw_fetch(session, *rows_statement(scope, enterprise_id, table, columns, order))
 
 
 async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID) -> bytes:
     """The archive of one enterprise inside the jurisdiction (404 outside), as the JSON of ``Archive``."""
-    sql, values = enterprise_statement(scope, enterprise_id)
-    found = await raw_fetch(session, sql, *values)
+    found = await raw_fetch(session, *enterprise_statement(scope, enterprise_id))
     if not found:
         raise NotFound(f"No enterprise {enterprise_id}", code="enterprise_not_found")
     e = found[0]
@@ -130,9 +121,11 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
     for row in await _rows_of(session, scope, e["id"], *INSPECTIONS):
         sections[_GROUPS.get(row["kind"], "inspections")].append(_INSPECTION(row))
     codes = sorted({*e["category_codes"], *(x["category_code"] for x in licences)})
-    names = {row["code"]: row for row in await raw_fetch(
-        session, "SELECT code, name, parent_code, key FROM product_category WHERE code = ANY($1::varchar[])",
-        codes, unscoped=True)} if codes else {}
+    names: dict[str, Any] = {}
+    if codes:  # the category tree is the same for every caller
+        tree = SqlParams()
+        sql = f"SELECT code, name, parent_code, key FROM product_category WHERE code = ANY({tree.add(codes)})"  # noqa: S608
+        names = {row["code"]: row for row in await raw_fetch(session, sql, tree, unscoped=True)}
     # a case's view is computed from its row (overdue, ...): case.to_public reads the row's fields; a
     # machine client sees it without staff names, as GET /cases/{id} shows it
     rows = await _rows_of(session, scope, e["id"], *CASES) if e["any_penalty_case"] else []

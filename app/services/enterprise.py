@@ -155,14 +155,14 @@ async def public_rows(session: AsyncSession, rows: list[Any], scope: Scope) -> l
 
 def list_statement(*, scope: Scope, region: str | None, category: str | None, licensed: bool | None,
                    key: bool | None, size: EnterpriseSize | None, q: str | None,
-                   page: PageParams) -> tuple[str, list[Any]]:
+                   page: PageParams) -> tuple[str, SqlParams]:
     """The page statement of the enterprise list and its parameters (see ``list_page``)."""
-    params = SqlParams()
+    params = SqlParams(scope)
     if region is not None:
         scope.require_region(region)
     # the caller's jurisdiction (as the scope's session filter applies it), then the region asked for
-    where = [c for c in (region_sql("e.region_code", scope.region_code, params.add),
-                         region and region_sql("e.region_code", region, params.add)) if c]
+    where = [*params.inside("e.region_code"),
+             *[c for c in (region and region_sql("e.region_code", region, params.add),) if c]]
     if category:
         # a category also finds enterprises filed under its sub-products (GIN-indexed overlap)
         p = params.add(category)
@@ -191,16 +191,16 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
     if place is not None:
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
     key_join = ""
-    facts = focus.facts_parameters(scope)  # one day for the filter and the flags' facts
+    facts = focus.facts_parameters()  # one day for the filter and the flags' facts
     if key is not None:
-        key_join, is_key = focus.key_filter(scope, params.add, facts)
+        key_join, is_key = focus.key_filter(params, facts)
         where.append(is_key if key else f"NOT {is_key}")
     columns = PUBLIC_COLUMNS_SQL
     # only constant fragments and $n placeholders are joined here: every value is a parameter
     sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {params.add(page.limit + 1)}")
-    return focus.with_kept_facts(sql, scope, params.add, facts), params.values
+    return focus.with_kept_facts(sql, params, facts), params
 
 
 async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,
@@ -215,9 +215,9 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
     states the caller's jurisdiction itself, with the same conditions as the scope's session filter
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers (whose
     flags focus.flags_of computes from the records)."""
-    sql, values = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
+    sql, params = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
                                  size=size, q=q, page=page)
-    rows = await raw_fetch(session, sql, *values)
+    rows = await raw_fetch(session, sql, params)
     items = await public_rows(session, rows[:page.limit], scope)
     nxt = None
     if len(rows) > page.limit:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
 from app import scope as scope_mod
-from app.db import raw_fetch
+from app.db import SqlParams, raw_fetch
 from app.errors import Conflict, NotFound
 from app.models.enterprise import (
     Enterprise,
@@ -106,14 +106,14 @@ FROM (SELECT count(*) AS checks, sum(t.n) AS samples
 ) {alias} ON true"""
 
 
-def key_filter(scope: Scope | None, add: Any, facts: Mapping[str, Any] | None = None) -> tuple[str, str]:
-    """Whether the enterprise ``e`` of a statement is a key enterprise for this caller, as the joins and
-    the condition to put in it (``add`` makes a value a parameter and answers its placeholder): from
-    its kept facts where they serve every caller (``uniform``, as in page_flags), from its records
-    (FACTS_LATERAL) where they do not or none are kept. Either way KEY_EXPR decides. ``facts``:
-    facts_parameters(scope), when the statement has them already (one day for all its parts)."""
-    facts = facts or facts_parameters(scope)
-    pattern, day, since = add(facts["pattern"]), add(facts["day"]), add(facts["since"])
+def key_filter(params: SqlParams, facts: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """Whether the enterprise ``e`` of a statement is a key enterprise for the caller it is built for
+    (``params``), as the joins and the condition to put in it: from its kept facts where they serve
+    every caller (``uniform``, as in page_flags), from its records (FACTS_LATERAL) where they do not or
+    none are kept. Either way KEY_EXPR decides. ``facts``: facts_parameters(), when the statement has
+    them already (one day for all its parts)."""
+    facts = facts or facts_parameters()
+    pattern, day, since = params.region_pattern(), params.add(facts["day"]), params.add(facts["since"])
     joins = ("LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id "
              + KEPT_AS_FACTS.format(day=day, since=since, alias="kk"))
     live = ("EXISTS (SELECT 1 FROM (SELECT 1) AS one "  # noqa: S608 - constant fragments and placeholders
@@ -132,11 +132,11 @@ FLAGS_SQL = ("SELECT ids.id, f.* FROM unnest($1::uuid[]) AS ids(id) "  # noqa: S
              + " WHERE " + KEY_EXPR.format(a="f"))
 
 
-def facts_parameters(scope: Scope | None) -> dict[str, Any]:
-    """The values FACTS_LATERAL's placeholders take today for this caller."""
+def facts_parameters() -> dict[str, Any]:
+    """The day and the start of the two-year window FACTS_LATERAL and KEPT_AS_FACTS read today (the
+    caller's region pattern comes from SqlParams.region_pattern)."""
     day = license_service.today()
-    return {"pattern": (scope.prefix if scope else "") + "%", "day": day,
-            "since": license_service.start_of_day(two_years_before(day))}
+    return {"day": day, "since": license_service.start_of_day(two_years_before(day))}
 
 
 def _local(at: datetime) -> str:
@@ -188,37 +188,39 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
 # Kept facts serve every caller only when ``uniform`` (all the enterprise's records lie in its own
 # region); for the other rows, and rows with none kept yet, page_flags computes the flags from the
 # records through the caller's jurisdiction.
-def with_kept_facts(page_sql: str, scope: Scope | None, add: Any, facts: Mapping[str, Any] | None = None) -> str:
+def with_kept_facts(page_sql: str, params: SqlParams, facts: Mapping[str, Any] | None = None) -> str:
     """``page_sql`` (a statement of enterprise rows with ``id``, ``created_at``, already cut to its page)
-    with each row's kept facts beside it, in the same order (``add`` makes a value a parameter and
-    answers its placeholder). They are joined once the page is cut: inside it their estimated cost made
-    PostgreSQL plan a parallel worker for the q search (8 ms to start one for a 1 ms query). ``facts``
-    as for key_filter."""
-    facts = facts or facts_parameters(scope)
+    with each row's kept facts beside it, in the same order (``params``: the page's). They are joined
+    once the page is cut: inside it their estimated cost made PostgreSQL plan a parallel worker for the
+    q search (8 ms to start one for a 1 ms query). ``facts`` as for key_filter."""
+    facts = facts or facts_parameters()
     return (f"SELECT p.*, kf.uniform AS kf_uniform, kk.* FROM ({page_sql}) p"  # noqa: S608 - constant fragments
             " LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = p.id "
-            + KEPT_AS_FACTS.format(day=add(facts["day"]), since=add(facts["since"]), alias="kk")
+            + KEPT_AS_FACTS.format(day=params.add(facts["day"]), since=params.add(facts["since"]), alias="kk")
             + " ORDER BY p.created_at DESC, p.id DESC")
 
 
-async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope | None) -> list[list[dict[str, str]]]:
+async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope) -> list[list[dict[str, str]]]:
     """The flags of each row of a page read through ``with_kept_facts``: from the kept facts where they
     serve every caller, from the records (flags_of, one statement) for the others."""
-    params = facts_parameters(scope)
-    live = await flags_of(session, [row["id"] for row in rows if not row["kf_uniform"]], scope, params)
-    since = params["since"].date()
+    facts = facts_parameters()
+    live = await flags_of(session, [row["id"] for row in rows if not row["kf_uniform"]], scope, facts)
+    since = facts["since"].date()
     return [flags_from_facts(row, since) if row["kf_uniform"] else live.get(row["id"], []) for row in rows]
 
 
 async def flags_of(session: AsyncSession, ids: list[uuid.UUID], scope: Scope | None,
-                   params: Mapping[str, Any] | None = None) -> dict[uuid.UUID, list[dict[str, str]]]:
+                   facts: Mapping[str, Any] | None = None) -> dict[uuid.UUID, list[dict[str, str]]]:
     """The flags of each of ``ids`` with their reasons, computed and manual, in one statement
-    (``params``: facts_parameters(scope), when the caller has them)."""
+    (``facts``: facts_parameters(), when the caller has them)."""
     if not ids:
         return {}
-    params = params or facts_parameters(scope)
-    rows = await raw_fetch(session, FLAGS_SQL, ids, params["pattern"], params["day"], params["since"])
-    since = params["since"].date()
+    facts = facts or facts_parameters()
+    params = SqlParams(scope)
+    # FLAGS_SQL's $1..$4, in order
+    params.add(ids), params.region_pattern(), params.add(facts["day"]), params.add(facts["since"])
+    rows = await raw_fetch(session, FLAGS_SQL, params)
+    since = facts["since"].date()
     return {row["id"]: flags_from_facts(row, since) for row in rows}
 
 
