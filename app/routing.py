@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.concurrency import if_match_dependency
+from app.db import connection_lost, request_session
 from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
 from app.services import idempotency
 
@@ -43,7 +44,10 @@ _CONSTRAINTS: dict[str, tuple[type[AppError], str, str]] = {
 }
 
 
-DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.exceptions.DataError)
+# what a statement may raise: through SQLAlchemy, or straight from asyncpg (app.db.raw_fetch), including
+# the connection lost under it (app.db.connection_lost)
+DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+                 ConnectionError)
 
 
 def _driver_error(exc: Exception) -> tuple[Any, Any]:
@@ -72,7 +76,7 @@ def db_error_to_problem(exc: Exception) -> AppError:
         cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
     if cls is None and str(sqlstate).startswith("22"):  # data exceptions: NUL bytes, out of range, bad encoding
         cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
-    if cls is None and getattr(exc, "connection_invalidated", False):
+    if cls is None and (getattr(exc, "connection_invalidated", False) or connection_lost(driver)):
         return ServiceUnavailable("The database connection was lost; retry", code="database_unavailable",
                                   headers={"Retry-After": "1"})
     if cls is None:
@@ -148,7 +152,7 @@ class AppRoute(APIRoute):
         async def handler(request: Request) -> Response:
             state = request.app.state
             maker = state.read_sessionmaker if self.autocommit else state.sessionmaker
-            async with maker() as session:
+            async with request_session(maker) as session:
                 request.state.session = session
                 try:
                     claim = None
@@ -159,7 +163,8 @@ class AppRoute(APIRoute):
                     response = await inner(request)
                     if claim is not None and 200 <= response.status_code < 300:
                         await idempotency.store(session, claim, response, redact=self.replay_redact)
-                    await session.commit()
+                    if session.in_transaction() or session.new or session.dirty or session.deleted:
+                        await session.commit()  # (one that never began has nothing to commit)
                     return response
                 except AppError as err:
                     if err.commit:

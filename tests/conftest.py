@@ -103,6 +103,13 @@ async def shared_app(engine: AsyncEngine) -> AsyncIterator[Any]:
     Its principal cache runs as in production (LISTEN included), so every test that changes a user,
     a service account or a revoked token also checks that the change empties it."""
     app = create_app(get_settings())
+    async with principal_cache_listening(app, engine):
+        yield app
+
+
+@contextlib.asynccontextmanager
+async def principal_cache_listening(app: Any, engine: AsyncEngine) -> AsyncIterator[None]:
+    """The app's principal cache on, as the lifespan turns it on in production."""
     listener = asyncio.create_task(app.state.principal_cache.listen(listen_connector(async_sessionmaker(engine))))
     for _ in range(500):
         if app.state.principal_cache.active:
@@ -110,7 +117,7 @@ async def shared_app(engine: AsyncEngine) -> AsyncIterator[Any]:
         await asyncio.sleep(0.01)
     assert app.state.principal_cache.active, "the principal cache's LISTEN connection did not come up"
     try:
-        yield app
+        yield
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -142,8 +149,10 @@ async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def live_app(engine: AsyncEngine, database_url: str) -> AsyncIterator[Any]:
-    """An app on a pooled engine whose transactions really commit, for tests of concurrent requests.
-    The rows it leaves are truncated afterwards."""
+    """An app on a pooled engine whose transactions really commit, for tests of concurrent requests,
+    with its principal cache on: it serves as in production (a read-only GET whose caller is cached
+    runs its raw statements on connections borrowed for each, app.db.raw_fetch). The rows it leaves are
+    truncated afterwards."""
     eng = make_engine(database_url, get_settings(), pool_size=5, max_overflow=5)
     from app.db import make_sessionmaker
 
@@ -152,7 +161,9 @@ async def live_app(engine: AsyncEngine, database_url: str) -> AsyncIterator[Any]
         await user_service.ensure_bootstrap_admin(session, get_settings())
         await session.commit()
     try:
-        yield create_app(get_settings(), sessionmaker=maker)
+        live = create_app(get_settings(), sessionmaker=maker)
+        async with principal_cache_listening(live, engine):
+            yield live
     finally:
         async with eng.begin() as conn:
             # the audit tables refuse TRUNCATE by trigger; the test database's superuser skips triggers

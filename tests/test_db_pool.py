@@ -64,3 +64,60 @@ async def test_a_batch_of_savepoints_leaves_the_prepared_statements_in_place(
         await eng.dispose()
     assert len(before) == 1
     assert after == before  # the same prepared statement, not prepared again
+
+
+async def test_raw_reads_of_an_autocommit_session_borrow_a_connection_each_and_give_it_back(
+        engine: AsyncEngine, database_url: str) -> None:
+    # a read-only GET's raw statements run on a connection borrowed for each statement, without the
+    # session's transaction machinery; once the session has begun they run on its connection, so a
+    # request never holds two
+    import uuid
+
+    import asyncpg
+    import pytest
+
+    from app.db import SqlParams, connection_lost, make_sessionmaker, raw_fetch, read_sessionmaker
+    from app.scope import Scope, attach
+
+    eng = make_engine(database_url, Settings(db_pool_size=1))
+    maker = read_sessionmaker(make_sessionmaker(eng))
+    caller = Scope(principal_id=uuid.uuid4(), principal_type="user", username="x", region_code="330106")
+
+    def params() -> SqlParams:
+        p = SqlParams(caller)
+        p.inside("region_code")
+        return p
+
+    pid = "SELECT pg_backend_pid() AS pid, count(*) AS n FROM region WHERE code = $1"
+    try:
+        async with maker() as session:
+            attach(session.sync_session, caller)
+            first = (await raw_fetch(session, pid, params()))[0]
+            assert first["n"] == 1
+            assert not session.in_transaction()  # the session did not begin
+            assert eng.sync_engine.pool.checkedout() == 0  # the connection is back in the pool
+            # a statement the database refuses gives its connection back too, and the next one runs
+            with pytest.raises(asyncpg.exceptions.UndefinedTableError):
+                await raw_fetch(session, "SELECT x FROM no_such_table WHERE $1 = $1", params())
+            assert eng.sync_engine.pool.checkedout() == 0
+            # a connection lost while in the pool fails the statement that meets it (app.routing answers a
+            # 503), and is replaced, not handed to the next statement; whichever error the driver raises
+            # depends on whether it has read the server's goodbye yet
+            current = first["pid"]
+            for wait in (0, 0.3):
+                async with engine.connect() as other:  # (another pool)
+                    await other.execute(text(f"SELECT pg_terminate_backend({current})"))
+                await asyncio.sleep(wait)
+                with pytest.raises(Exception) as lost:  # noqa: PT011 - see above
+                    await raw_fetch(session, pid, params())
+                assert connection_lost(lost.value), repr(lost.value)
+                assert eng.sync_engine.pool.checkedout() == 0
+                again = (await raw_fetch(session, pid, params()))[0]
+                assert again["pid"] != current and again["n"] == 1
+                current = again["pid"]
+            # once an ORM statement has begun the session, raw statements share its connection
+            session_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            assert eng.sync_engine.pool.checkedout() == 1
+            assert (await raw_fetch(session, pid, params()))[0]["pid"] == session_pid
+    finally:
+        await eng.dispose()

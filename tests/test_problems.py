@@ -298,3 +298,28 @@ def test_a_patch_or_action_route_without_if_match_cannot_be_declared():
         with pytest.raises(TypeError, match="IfMatchDep"):
             router.add_api_route(path, careless, methods=[method])
         router.add_api_route(path, careful, methods=[method])  # accepted
+
+
+async def test_a_request_that_meets_a_lost_database_connection_is_503_and_the_next_one_is_served(
+        live_client, live_app, engine):
+    """The pool does not ping a connection before lending it (a round trip per request): a connection
+    the server has dropped fails the one statement that meets it, as a 503 the client may retry, and
+    the pool replaces it. Raw statements (the list) and ORM ones (one enterprise) alike."""
+    from tests.routers.archive_data import create_enterprise
+
+    token = str((await login(live_client, "admin", ADMIN_PASSWORD))["access_token"])
+    e = await create_enterprise(live_client, token)
+    pool = live_app.state.sessionmaker.kw["bind"]
+    for path in ("/api/v1/enterprises?region=330106", f"/api/v1/enterprises/{e['id']}"):
+        assert (await live_client.get(path, headers=bearer(token))).status_code == 200
+        assert pool.sync_engine.pool.checkedin() == 1  # requests one after another share one connection
+        async with pool.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.sleep(0.2)
+        r = await live_client.get(path, headers=bearer(token))
+        assert_problem(r, 503, "database_unavailable")
+        assert r.headers["retry-after"] == "1"
+        r = await live_client.get(path, headers=bearer(token))
+        assert r.status_code == 200, r.text

@@ -3,6 +3,7 @@ a bounded number of queries whatever the history, jurisdiction."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.models.archive import Archive
 from app.models.case import CaseKind
-from tests.conftest import bearer, user_token
+from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
 from tests.routers.archive_data import (
     create_enterprise,
     create_license,
@@ -205,3 +206,40 @@ async def test_a_licence_for_a_sub_product_covers_the_category_it_belongs_to(cli
     a = await archive(client, admin_token, e["id"])
     assert [(c["code"], c["name"], c["licensed"]) for c in a["production"]["categories"]] == [
         ("05", "电线电缆", True), ("06", "燃气器具", False)]
+
+
+async def test_on_a_pooled_engine_the_list_and_archive_read_what_was_committed(live_client, live_app):
+    """Read-only GETs borrow a pooled connection per raw statement (app.db.raw_fetch) when the app runs on
+    an engine, as in production; the other tests' sessions share one test connection instead."""
+    admin = str((await login(live_client, "admin", ADMIN_PASSWORD))["access_token"])
+    e = await create_enterprise(live_client, admin, name="西湖区借连接电缆有限公司")
+    await create_license(live_client, admin, e)
+    inspector = await user_token(live_client, admin, username="live.insp", region_code="330106", roles=["inspector"])
+    other = await user_token(live_client, admin, username="live.other", region_code="330102", roles=["leader"])
+    r = await live_client.post("/api/v1/inspections", headers=bearer(inspector), json={
+        "enterprise_id": e["id"], "kind": "spot_check", "inspected_at": days_ago(0).isoformat(),
+        "officers": ["王芳", "李强"], "conclusion": "issues_found", "samples": [sample(False)],
+        "checks": {k: {"ok": True} for k in ("licensed", "conditions_met", "standard_production",
+                                              "no_safety_hazard", "no_fraud")}})
+    assert r.status_code == 201, r.text
+
+    one = (await live_client.get(f"/api/v1/enterprises/{e['id']}", headers=bearer(inspector))).json()
+    for query in ({"region": "330106"}, {"q": "借连接"}, {"key": "true"}):
+        listed = await live_client.get("/api/v1/enterprises", params=query, headers=bearer(inspector))
+        assert listed.status_code == 200, listed.text
+        assert [x for x in listed.json()["items"] if x["id"] == e["id"]] == [one], query
+    assert one["licensed"] is True and "spot_check_problems" in [f["criterion"] for f in one["key_flags"]]
+    a = await archive(live_client, inspector, e["id"])
+    assert a["basic"] == one and [x["id"] for x in a["spot_checks"]] == [r.json()["id"]]
+    assert len(a["licenses"]) == 1
+    # another county sees none of it
+    assert (await live_client.get(f"/api/v1/enterprises/{e['id']}/archive", headers=bearer(other))).status_code == 404
+    theirs = await live_client.get("/api/v1/enterprises", params={"q": "借连接"}, headers=bearer(other))
+    assert theirs.status_code == 200 and theirs.json()["items"] == []
+    # a statement the database refuses is a problem, and its connection goes back to the pool
+    for raw in (b">s:yesterday~s:nobody", b">dt:2026-01-01T00:00:00+00:00~s:nobody"):
+        cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        bad = await live_client.get("/api/v1/enterprises", params={"cursor": cursor}, headers=bearer(inspector))
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor", bad.text
+    pool = live_app.state.sessionmaker.kw["bind"].sync_engine.pool
+    assert pool.checkedout() == 0
