@@ -103,14 +103,16 @@ async def shared_app(engine: AsyncEngine) -> AsyncIterator[Any]:
     Its principal cache runs as in production (LISTEN included), so every test that changes a user,
     a service account or a revoked token also checks that the change empties it."""
     app = create_app(get_settings())
-    async with principal_cache_listening(app, engine):
+    async with principal_cache_listening(app, async_sessionmaker(engine)):
         yield app
 
 
 @contextlib.asynccontextmanager
-async def principal_cache_listening(app: Any, engine: AsyncEngine) -> AsyncIterator[None]:
+async def principal_cache_listening(app: Any, maker: async_sessionmaker[AsyncSession], *,
+                                    retry_seconds: float = 1.0) -> AsyncIterator[None]:
     """The app's principal cache on, as the lifespan turns it on in production."""
-    listener = asyncio.create_task(app.state.principal_cache.listen(listen_connector(async_sessionmaker(engine))))
+    listener = asyncio.create_task(app.state.principal_cache.listen(listen_connector(maker),
+                                                                    retry_seconds=retry_seconds))
     for _ in range(500):
         if app.state.principal_cache.active:
             break
@@ -162,7 +164,8 @@ async def live_app(engine: AsyncEngine, database_url: str) -> AsyncIterator[Any]
         await session.commit()
     try:
         live = create_app(get_settings(), sessionmaker=maker)
-        async with principal_cache_listening(live, engine):
+        # (a LISTEN connection lost in a test comes back at once)
+        async with principal_cache_listening(live, maker, retry_seconds=0.05):
             yield live
     finally:
         async with eng.begin() as conn:

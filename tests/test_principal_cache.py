@@ -5,31 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from app.main import listen_connector
 from app.principals import PrincipalCache
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 from tests.test_migrations import libpq
 
 
 @pytest.fixture
-async def listening(live_app: Any) -> AsyncIterator[PrincipalCache]:
-    """The live app's cache with its LISTEN connection up, as the lifespan starts it in a worker."""
+async def listening(live_app: Any) -> PrincipalCache:
+    """The live app's cache with its LISTEN connection up, as the lifespan starts it in a worker (the
+    live_app fixture starts it)."""
     cache: PrincipalCache = live_app.state.principal_cache
-    task = asyncio.create_task(cache.listen(listen_connector(live_app.state.sessionmaker), retry_seconds=0.05))
     await until(lambda: cache.active)
-    try:
-        yield cache
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return cache
 
 
 async def until(condition: Any, seconds: float = 5.0) -> None:
