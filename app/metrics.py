@@ -57,6 +57,8 @@ class RequestMetrics:
                                        buckets=_HIGHR_BUCKETS, registry=registry)
         self.response_size = Histogram("http_response_size_bytes", "Content length of outgoing responses by handler.",
                                        ("handler",), buckets=(1_000, 10_000, 100_000, 1_000_000), registry=registry)
+        # (method, status // 100, route template) -> its three labelled series; bounded by the routes
+        self._series: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,10 +85,16 @@ class RequestMetrics:
             if handler not in EXCLUDED:
                 elapsed = time.perf_counter() - start
                 method = scope["method"] if scope["method"] in METHODS else "other"
-                self.requests.labels(method, f"{str(status)[0]}xx", handler).inc()
-                self.latency.labels(method, handler).observe(elapsed)
+                key = (method, status // 100, handler)
+                series = self._series.get(key)
+                if series is None:  # labels() checks and locks on every call: look each series up once
+                    series = self._series[key] = (self.requests.labels(method, f"{status // 100}xx", handler),
+                                                  self.latency.labels(method, handler),
+                                                  self.response_size.labels(handler))
+                series[0].inc()
+                series[1].observe(elapsed)
                 self.latency_highr.observe(elapsed)
-                self.response_size.labels(handler).observe(size)
+                series[2].observe(size)
 
 
 def registry() -> CollectorRegistry:

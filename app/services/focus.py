@@ -92,7 +92,7 @@ LEFT JOIN LATERAL (
 
 # A key enterprise is one with a computed or a manual flag: the facts of FACTS_LATERAL (as ``{alias}``).
 KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks > 0 OR {a}.cases > 0"
-            " OR {a}.complaints > 0 OR {a}.flags <> '[]'::jsonb)")
+            " OR {a}.complaints > 0 OR coalesce({a}.flags <> '[]'::jsonb, false))")
 
 # The kept facts of an enterprise (``kf``, table enterprise_key_facts, migration 0020) as the columns of
 # FACTS_LATERAL, for the day ``{day}`` and the two-year window from ``{since}``: the one mapping from
@@ -100,7 +100,8 @@ KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks 
 KEPT_AS_FACTS = """LEFT JOIN LATERAL (
 SELECT (kf.licence_until IS NULL OR kf.licence_until < {day}) AS unlicensed,
        kf.last_kind AS kind, kf.last_at AS inspected_at, kf.last_ok AS ok, kf.last_note AS note,
-       w.checks, w.samples, kf.cases, kf.last_case, kf.complaints, kf.last_complaint, kf.flags
+       w.checks, w.samples, kf.cases, kf.last_case, kf.complaints, kf.last_complaint,
+       NULLIF(kf.flags, '[]'::jsonb) AS flags
 FROM (SELECT count(*) AS checks, sum(t.n) AS samples
       FROM unnest(kf.check_times, kf.check_samples) AS t(at, n) WHERE t.at >= {since}) AS w
 ) {alias} ON true"""
@@ -170,7 +171,7 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
     """The flags of one enterprise from its FACTS_LATERAL row: computed and manual, criterion by
     criterion, each ``{criterion, reason, source}`` (the shape of KeyFlagPublic)."""
     auto = _auto_reasons(row, since)
-    manual = row["flags"]
+    manual = row["flags"] or ()  # (none is NULL in the kept facts: nothing for the driver to decode)
     if isinstance(manual, str):  # jsonb as text, on a connection without the json codec
         manual = json.loads(manual)
     out: list[dict[str, str]] = []
