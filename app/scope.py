@@ -32,6 +32,13 @@ def _region_match(region: str) -> tuple[str, str] | None:
     return ("=", region) if len(prefix) == 6 else ("LIKE", prefix + "%")
 
 
+def region_is_exact(region: str) -> bool:
+    """Whether rows inside ``region`` are matched by equality (a county) or not at all (the national
+    root): a condition whose best plan does not depend on the value, unlike a prefix's LIKE."""
+    match = _region_match(region)
+    return match is None or match[0] == "="
+
+
 def region_condition(column: Any, region: str) -> Any:
     """Rows inside ``region``, as a SQLAlchemy condition on ``column``."""
     match = _region_match(region)
