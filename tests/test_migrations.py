@@ -30,12 +30,16 @@ TRIGGERS = {"audit_event_append_only", "audit_event_no_truncate", "audit_chain_h
             # campaign contributions at commit (migration 0018)
             "pqs_campaign_flush",
             # the kept key-flag facts (migration 0020)
-            "pqs_license_key_facts", "pqs_case_key_facts", "pqs_key_flag_key_facts", "pqs_inspection_key_facts"}
+            "pqs_license_key_facts", "pqs_case_key_facts", "pqs_key_flag_key_facts", "pqs_inspection_key_facts",
+            # a TRUNCATE of their sources rebuilds the facts and the counters (migration 0023)
+            "pqs_license_truncated", "pqs_inspection_truncated", "pqs_penalty_case_truncated",
+            "pqs_enterprise_key_flag_truncated", "pqs_recall_truncated"}
 FUNCTIONS = {"audit_event_guard", "audit_event_no_truncate", "audit_chain_head_forward_only", "name_bigrams",
              "pqs_bulk_loading", "pqs_in_campaign", "pqs_refresh_enterprise", "pqs_inspection_changed",
              "pqs_enterprise_changed", "pqs_case_changed", "pqs_recall_changed", "pqs_rebuild_campaign",
              "pqs_compact_campaign_deltas", "pqs_principal_changed",
-             "pqs_campaign_flush", "pqs_refresh_key_facts", "pqs_rebuild_key_facts", "pqs_key_facts_mark"}
+             "pqs_campaign_flush", "pqs_refresh_key_facts", "pqs_rebuild_key_facts", "pqs_key_facts_mark",
+             "pqs_sources_truncated"}
 
 
 def with_database(url: str, name: str) -> str:

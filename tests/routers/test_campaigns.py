@@ -206,3 +206,15 @@ async def test_a_new_campaign_counts_only_its_own_period_and_categories(client, 
     r = await client.post(URL, headers=bearer(admin_token), json={
         "code": "bad", "name": "x", "starts_on": "2026-01-01", "key_categories": ["99"]})
     assert_problem(r, 422, "unknown_category")
+
+
+async def test_a_truncate_of_the_records_rebuilds_the_figures(client, admin_token, world, connection):
+    """TRUNCATE fires no row trigger: migration 0023's statement triggers rebuild every campaign's counts."""
+    c = await default_campaign(client, admin_token)
+    assert figures((await board(client, admin_token, c, HANGZHOU))["targets"])["sweep_coverage"] == (3, 4, 0.75, False)
+    await connection.execute(text("TRUNCATE inspection, recall CASCADE"))  # (cases refer to inspections)
+    after = figures((await board(client, admin_token, c, HANGZHOU))["targets"])
+    assert after["archive_coverage"] == after["sweep_coverage"] == (0, 4, 0.0, False)
+    assert after["spot_check_pass_rate"] == (0, 0, None, None) and after["recall_completion"] == (0, 0, None, None)
+    await connection.execute(text("SELECT pqs_rebuild_campaign(:c)"), {"c": c["id"]})
+    assert figures((await board(client, admin_token, c, HANGZHOU))["targets"]) == after

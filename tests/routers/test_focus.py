@@ -382,3 +382,24 @@ async def test_designation_needs_a_real_region_below_national(client, admin_toke
         r = await client.post("/api/v1/key-regions", headers=bearer(admin_token),
                               json={"region_code": region_code, "criteria": ["counterfeiting"], "reason": "测试理由"})
         assert r.status_code == 422 and r.json()["code"] == code
+
+
+@pytest.mark.parametrize("table", ["inspection", "penalty_case", "enterprise_key_flag", "license"])
+async def test_a_truncate_of_the_records_rebuilds_the_kept_facts(client, admin_token, sessionmaker, connection,
+                                                                 table):
+    """TRUNCATE fires no row trigger: migration 0023's statement triggers rebuild the kept facts, so the
+    list (which reads them) still shows what the records say (``flags`` compares it with GET /{id})."""
+    e = await licensed_enterprise(client, admin_token)
+    await insert_inspection(sessionmaker, e, kind="spot_check", samples=[sample(False)])
+    await insert_case(sessionmaker, e, at=days_ago(3))
+    r = await client.post(f"/api/v1/enterprises/{e['id']}/key-flags", headers=bearer(admin_token),
+                          json={"criterion": "lowered_conditions", "reason": "媒体曝光"})
+    assert r.status_code == 201, r.text
+    before = {c for c, _, _ in await flags(client, admin_token, e["id"])}
+    assert before == {"spot_check_problems", "past_violations", "lowered_conditions"}
+    await connection.execute(text(f"TRUNCATE {table} CASCADE"))
+    # (a case refers to its inspection: TRUNCATE inspection CASCADE takes the cases too)
+    gone = {"inspection": {"spot_check_problems", "past_violations"}, "penalty_case": {"past_violations"},
+            "enterprise_key_flag": {"lowered_conditions"}, "license": {"unlicensed"}}[table]
+    after = {c for c, _, _ in await flags(client, admin_token, e["id"])}
+    assert after == (before - gone if table != "license" else before | gone)
