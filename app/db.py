@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -237,52 +237,69 @@ async def raw_fetch(session: AsyncSession, sql: str, params: SqlParams | None = 
         if params.scope != scope:
             raise scope_mod.ScopeMissing("a raw statement built for another caller")
     args = params.values if params is not None else []
-    pending = session.new or session.dirty or session.deleted
-    if not pending and is_autocommit(session) and not session.in_transaction() \
+    if not has_changes(session) and is_autocommit(session) and not session.in_transaction() \
             and isinstance(session.bind, AsyncEngine):
         return await _fetch_alone(session.bind, sql, args)
-    if pending:
+    if has_changes(session):
         await session.flush()
     conn = await session.connection()
     driver: Any = (await conn.get_raw_connection()).driver_connection
     try:
         records: list[Any] = await driver.fetch(sql, *args)
     except BaseException as exc:
-        if not _still_usable(exc, driver):
-            await conn.invalidate()  # SQLAlchemy does not see a raw statement's errors: tell the pool
+        await _after_error(exc, driver, conn.invalidate)  # SQLAlchemy does not see a raw statement's errors
         raise
     return records
 
 
 async def _fetch_alone(engine: AsyncEngine, sql: str, args: list[Any]) -> list[Any]:
     """Run one statement on a connection borrowed from the engine's pool for it alone."""
-    raw = await engine.raw_connection()
     try:
-        driver: Any = raw.driver_connection
+        raw = await engine.raw_connection()
+    except OSError as exc:  # refused, unreachable, timed out: no database to read from
+        raise ConnectionLost("no connection to the database") from exc
+    driver: Any = raw.driver_connection
+    try:
         records: list[Any] = await driver.fetch(sql, *args)
         return records
     except BaseException as exc:
-        if not _still_usable(exc, raw.driver_connection):
-            await greenlet_spawn(raw.invalidate)  # the pool opens a new one in its place
+        await _after_error(exc, driver, lambda: greenlet_spawn(raw.invalidate))
         raise
     finally:
         await greenlet_spawn(raw.close)  # back to the pool (a no-op after invalidate)
 
 
-def connection_lost(exc: BaseException) -> bool:
-    """A raw statement's error that says the connection is gone (the server shut it down, the socket
-    closed, the driver lost track of its protocol), not the statement's own fault."""
-    if isinstance(exc, asyncpg.PostgresError):
+def has_changes(session: AsyncSession) -> bool:
+    """Objects added, changed or deleted in the session and not yet flushed."""
+    return bool(session.new or session.dirty or session.deleted)
+
+
+class ConnectionLost(Exception):
+    """A raw statement's connection was lost, or none could be had: the pool replaces it, and
+    app.routing answers 503 ``database_unavailable`` (SQLAlchemy does the same for its own)."""
+
+
+async def _after_error(exc: BaseException, driver: Any, invalidate: Callable[[], Awaitable[Any]]) -> None:
+    """After a raw statement raised ``exc``: a connection that cannot serve another statement goes
+    out of the pool (``invalidate``), and a lost one becomes ConnectionLost. Usable: the database
+    answered the statement with an error, or the driver refused a value before sending it; not after
+    a cancellation (a client gone mid-statement), a lost connection or a driver error."""
+    lost = _connection_lost(exc, driver)
+    usable = isinstance(exc, (asyncpg.PostgresError, asyncpg.exceptions.DataError)) and not lost
+    if not usable:
+        await invalidate()
+    if lost:
+        raise ConnectionLost("the database connection was lost") from exc
+
+
+def _connection_lost(exc: BaseException, driver: Any) -> bool:
+    """Whether ``exc`` says the connection is gone (the server shut it down, the socket closed, the
+    driver lost track of its protocol), rather than the statement's own fault or a bug."""
+    if isinstance(exc, asyncpg.PostgresError):  # ConnectionDoesNotExistError is one: 08003
         sqlstate = str(getattr(exc, "sqlstate", ""))
         return sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
-    if isinstance(exc, asyncpg.exceptions.DataError):  # a value refused before anything was sent
-        return False
-    return isinstance(exc, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError, ConnectionError))
-
-
-def _still_usable(exc: BaseException, driver: Any) -> bool:
-    """After ``exc``, whether the connection can serve another statement: the database answered the
-    statement with an error, or the driver refused a value before sending it. After a cancellation
-    (a client gone mid-statement) or a lost connection it cannot."""
-    return (isinstance(exc, (asyncpg.PostgresError, asyncpg.exceptions.DataError)) and not connection_lost(exc)
-            and driver is not None and not driver.is_closed())
+    if isinstance(exc, (asyncpg.exceptions.InternalClientError, ConnectionError)):
+        return True
+    # other driver errors (wrong arguments, ...) are bugs unless the connection has closed under them
+    return (isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, asyncpg.exceptions.DataError)
+            and (driver is None or driver.is_closed()))

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.concurrency import if_match_dependency
-from app.db import connection_lost, request_session
+from app.db import ConnectionLost, has_changes, request_session
 from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
 from app.services import idempotency
 
@@ -44,10 +44,7 @@ _CONSTRAINTS: dict[str, tuple[type[AppError], str, str]] = {
 }
 
 
-# what a statement may raise: through SQLAlchemy, or straight from asyncpg (app.db.raw_fetch), including
-# the connection lost under it (app.db.connection_lost)
-DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
-                 ConnectionError)
+DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.exceptions.DataError)
 
 
 def _driver_error(exc: Exception) -> tuple[Any, Any]:
@@ -66,6 +63,11 @@ def is_data_fault(exc: Exception) -> bool:
             or isinstance(driver, asyncpg.exceptions.DataError))
 
 
+def connection_lost_problem() -> AppError:
+    return ServiceUnavailable("The database connection was lost; retry", code="database_unavailable",
+                              headers={"Retry-After": "1"})
+
+
 def db_error_to_problem(exc: Exception) -> AppError:
     """The problem for a database error: one raised through SQLAlchemy (a DBAPIError) or straight by
     asyncpg (app.db.raw_fetch)."""
@@ -76,9 +78,8 @@ def db_error_to_problem(exc: Exception) -> AppError:
         cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
     if cls is None and str(sqlstate).startswith("22"):  # data exceptions: NUL bytes, out of range, bad encoding
         cls, code, detail = Unprocessable, "invalid_value", "A value cannot be stored as given"
-    if cls is None and (getattr(exc, "connection_invalidated", False) or connection_lost(driver)):
-        return ServiceUnavailable("The database connection was lost; retry", code="database_unavailable",
-                                  headers={"Retry-After": "1"})
+    if cls is None and getattr(exc, "connection_invalidated", False):
+        return connection_lost_problem()
     if cls is None:
         if isinstance(exc, IntegrityError):
             return Conflict("The change conflicts with stored data", code="integrity_error")
@@ -163,7 +164,7 @@ class AppRoute(APIRoute):
                     response = await inner(request)
                     if claim is not None and 200 <= response.status_code < 300:
                         await idempotency.store(session, claim, response, redact=self.replay_redact)
-                    if session.in_transaction() or session.new or session.dirty or session.deleted:
+                    if session.in_transaction() or has_changes(session):
                         await session.commit()  # (one that never began has nothing to commit)
                     return response
                 except AppError as err:
@@ -175,6 +176,9 @@ class AppRoute(APIRoute):
                 except DRIVER_ERRORS as exc:
                     await session.rollback()
                     raise db_error_to_problem(exc) from exc
+                except ConnectionLost as exc:  # under a raw statement (app.db.raw_fetch)
+                    await session.rollback()
+                    raise connection_lost_problem() from exc
                 except PoolTimeoutError as exc:
                     raise ServiceUnavailable("All database connections are busy; retry shortly",
                                              code="database_busy", headers={"Retry-After": "1"}) from exc

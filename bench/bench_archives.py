@@ -440,8 +440,8 @@ def main(argv: list[str] | None = None) -> int:
             bare20 = (f"{bare.base_url}/bare/enterprises?region={t['county']}", "bare Starlette+asyncpg (20 rows)")
             for i in range(args.pairs):
                 got = {}
-                for url, name in (list20, bare20) if i % 2 == 0 else (bare20, list20):
-                    got[name] = run_wrk(f"{name} pair {i + 1}", url, pcfg, headers=auth, tag=tag).requests_per_s
+                for target, name in (list20, bare20) if i % 2 == 0 else (bare20, list20):
+                    got[name] = run_wrk(f"{name} pair {i + 1}", target, pcfg, headers=auth, tag=tag).requests_per_s
                 pairs.append((got[list20[1]], got[bare20[1]]))
             if args.skip_batch:
                 notes.append("batch: skipped (--skip-batch)")

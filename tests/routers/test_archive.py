@@ -236,7 +236,7 @@ async def test_on_a_pooled_engine_the_list_and_archive_read_what_was_committed(l
     assert (await live_client.get(f"/api/v1/enterprises/{e['id']}/archive", headers=bearer(other))).status_code == 404
     theirs = await live_client.get("/api/v1/enterprises", params={"q": "借连接"}, headers=bearer(other))
     assert theirs.status_code == 200 and theirs.json()["items"] == []
-    # a statement the database refuses is a problem, and its connection goes back to the pool
+    # a bad cursor is a problem; and after all of it no connection is left checked out
     for raw in (b">s:yesterday~s:nobody", b">dt:2026-01-01T00:00:00+00:00~s:nobody"):
         cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
         bad = await live_client.get("/api/v1/enterprises", params={"cursor": cursor}, headers=bearer(inspector))
