@@ -155,8 +155,9 @@ def is_autocommit(session: AsyncSession) -> bool:
 async def request_session(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """``async with maker() as session``, except that a session that holds no transaction at the end
     (it never began, or it committed or rolled back) is not closed: it holds no connection, and
-    closing it (in a shielded task) cost a read that used none, such as a list's raw statements, a
-    tenth of its time. A session still in a transaction is closed, which rolls it back."""
+    closing it (in a shielded task) cost a read that used none, such as a list's raw statements,
+    about 50 µs, some 4 % of its time. A session still in a transaction is closed, which rolls it
+    back."""
     session = maker()
     try:
         yield session
