@@ -62,6 +62,18 @@ async def archive(client, token: str, enterprise_id: str) -> dict[str, Any]:
     return out
 
 
+async def post_failed_spot_check(client, token: str, enterprise: dict[str, Any]) -> dict[str, Any]:
+    """A spot check made today through the API, one sample failed."""
+    r = await client.post("/api/v1/inspections", headers=bearer(token), json={
+        "enterprise_id": enterprise["id"], "kind": "spot_check", "inspected_at": days_ago(0).isoformat(),
+        "officers": ["王芳", "李强"], "conclusion": "issues_found", "samples": [sample(False)],
+        "checks": {k: {"ok": True} for k in ("licensed", "conditions_met", "standard_production",
+                                              "no_safety_hazard", "no_fraud")}})
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
 async def test_archive_assembles_every_section_from_the_records(client, admin_token, sessionmaker):
     e = await create_enterprise(client, admin_token, category_codes=["05", "0501", "06"])
     lic = await create_license(client, admin_token, e, category_code="0501")
@@ -108,14 +120,9 @@ async def test_an_inspection_shows_in_the_archive_as_soon_as_it_is_made(client, 
 async def test_an_inspection_posted_through_the_api_shows_at_once(client, admin_token):
     e = await create_enterprise(client, admin_token)
     inspector = await user_token(client, admin_token, username="xh.insp", region_code="330106", roles=["inspector"])
-    r = await client.post("/api/v1/inspections", headers=bearer(inspector), json={
-        "enterprise_id": e["id"], "kind": "spot_check", "inspected_at": days_ago(0).isoformat(),
-        "officers": ["王芳", "李强"], "conclusion": "issues_found", "samples": [sample(False)],
-        "checks": {k: {"ok": True} for k in ("licensed", "conditions_met", "standard_production",
-                                              "no_safety_hazard", "no_fraud")}})
-    assert r.status_code == 201, r.text
+    made = await post_failed_spot_check(client, inspector, e)
     a = await archive(client, inspector, e["id"])
-    assert [x["id"] for x in a["spot_checks"]] == [r.json()["id"]]
+    assert [x["id"] for x in a["spot_checks"]] == [made["id"]]
     assert "spot_check_problems" in [f["criterion"] for f in a["basic"]["key_flags"]]
 
 
@@ -216,12 +223,7 @@ async def test_on_a_pooled_engine_the_list_and_archive_read_what_was_committed(l
     await create_license(live_client, admin, e)
     inspector = await user_token(live_client, admin, username="live.insp", region_code="330106", roles=["inspector"])
     other = await user_token(live_client, admin, username="live.other", region_code="330102", roles=["leader"])
-    r = await live_client.post("/api/v1/inspections", headers=bearer(inspector), json={
-        "enterprise_id": e["id"], "kind": "spot_check", "inspected_at": days_ago(0).isoformat(),
-        "officers": ["王芳", "李强"], "conclusion": "issues_found", "samples": [sample(False)],
-        "checks": {k: {"ok": True} for k in ("licensed", "conditions_met", "standard_production",
-                                              "no_safety_hazard", "no_fraud")}})
-    assert r.status_code == 201, r.text
+    made = await post_failed_spot_check(live_client, inspector, e)
 
     one = (await live_client.get(f"/api/v1/enterprises/{e['id']}", headers=bearer(inspector))).json()
     for query in ({"region": "330106"}, {"q": "借连接"}, {"key": "true"}):
@@ -230,7 +232,7 @@ async def test_on_a_pooled_engine_the_list_and_archive_read_what_was_committed(l
         assert [x for x in listed.json()["items"] if x["id"] == e["id"]] == [one], query
     assert one["licensed"] is True and "spot_check_problems" in [f["criterion"] for f in one["key_flags"]]
     a = await archive(live_client, inspector, e["id"])
-    assert a["basic"] == one and [x["id"] for x in a["spot_checks"]] == [r.json()["id"]]
+    assert a["basic"] == one and [x["id"] for x in a["spot_checks"]] == [made["id"]]
     assert len(a["licenses"]) == 1
     # another county sees none of it
     assert (await live_client.get(f"/api/v1/enterprises/{e['id']}/archive", headers=bearer(other))).status_code == 404
