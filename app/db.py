@@ -238,10 +238,11 @@ async def raw_fetch(session: AsyncSession, sql: str, params: SqlParams | None = 
         if params.scope != scope:
             raise scope_mod.ScopeMissing("a raw statement built for another caller")
     args = params.values if params is not None else []
-    if not has_changes(session) and is_autocommit(session) and not session.in_transaction() \
+    changes = has_changes(session)
+    if not changes and is_autocommit(session) and not session.in_transaction() \
             and isinstance(session.bind, AsyncEngine):
         return await _fetch_alone(session.bind, sql, args)
-    if has_changes(session):
+    if changes:
         await session.flush()
     conn = await session.connection()
     driver: Any = (await conn.get_raw_connection()).driver_connection

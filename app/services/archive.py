@@ -69,9 +69,10 @@ def _categories(codes: list[str], rows: Mapping[str, Mapping[str, Any]],
              "key": rows[c]["key"] if c in rows else False, "licensed": covered(c)} for c in codes]
 
 
-def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, SqlParams]:
-    """The enterprise inside the jurisdiction with its kept key facts, and whether it has any case, bad
-    record or recall inside the jurisdiction."""
+def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID,
+                         facts: Mapping[str, Any] | None = None) -> tuple[str, SqlParams]:
+    """The enterprise inside the jurisdiction with its kept key facts (for ``facts``, as in
+    focus.with_kept_facts), and whether it has any case, bad record or recall inside the jurisdiction."""
     params = SqlParams(scope)
     where = [f"e.id = {params.add(enterprise_id)}", *params.inside("e.region_code")]
     mine = "".join(f" AND {c}" for c in params.inside("x.region_code"))
@@ -79,7 +80,7 @@ def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID) -> tuple[str, S
                         f" AS any_{table}" for table in ("penalty_case", "bad_record", "recall"))
     # constant fragments and placeholders only
     sql = f"SELECT {enterprise_service.PUBLIC_COLUMNS_SQL}, {present} FROM enterprise e WHERE {' AND '.join(where)}"  # noqa: S608
-    return focus.with_kept_facts(sql, params), params
+    return focus.with_kept_facts(sql, params, facts), params
 
 
 def rows_statement(scope: Scope, enterprise_id: uuid.UUID, table: str,
@@ -109,11 +110,12 @@ async def _rows_of(session: AsyncSession, scope: Scope, enterprise_id: uuid.UUID
 
 async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID) -> bytes:
     """The archive of one enterprise inside the jurisdiction (404 outside), as the JSON of ``Archive``."""
-    found = await raw_fetch(session, *enterprise_statement(scope, enterprise_id))
+    facts = focus.facts_parameters()
+    found = await raw_fetch(session, *enterprise_statement(scope, enterprise_id, facts))
     if not found:
         raise NotFound(f"No enterprise {enterprise_id}", code="enterprise_not_found")
     e = found[0]
-    basic = (await enterprise_service.public_rows(session, found, scope))[0]
+    basic = (await enterprise_service.public_rows(session, found, scope, facts))[0]
     day = license_service.today()
     licences = [_LICENCE(row, status=license_service.status_on(row["status"], row["expires_on"], day))
                 for row in await _rows_of(session, scope, e["id"], *LICENCES)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -147,16 +148,19 @@ def _place(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 PUBLIC_COLUMNS_SQL = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
 
 
-async def public_rows(session: AsyncSession, rows: list[Any], scope: Scope) -> list[dict[str, Any]]:
-    """EnterprisePublic of each row (PUBLIC_COLUMNS_SQL and the kept facts), key flags included."""
-    flags = await focus.page_flags(session, rows, scope)
+async def public_rows(session: AsyncSession, rows: list[Any], scope: Scope,
+                      facts: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """EnterprisePublic of each row (PUBLIC_COLUMNS_SQL and the kept facts), key flags included
+    (``facts``: as for focus.page_flags)."""
+    flags = await focus.page_flags(session, rows, scope, facts)
     return [{c: f if c == "key_flags" else row[c] for c in _PUBLIC_FIELDS} for row, f in zip(rows, flags, strict=True)]
 
 
 def list_statement(*, scope: Scope, region: str | None, category: str | None, licensed: bool | None,
                    key: bool | None, size: EnterpriseSize | None, q: str | None,
-                   page: PageParams) -> tuple[str, SqlParams]:
-    """The page statement of the enterprise list and its parameters (see ``list_page``)."""
+                   page: PageParams, facts: Mapping[str, Any] | None = None) -> tuple[str, SqlParams]:
+    """The page statement of the enterprise list and its parameters (see ``list_page``; ``facts``:
+    focus.facts_parameters(), one day for the filter, the kept facts and the flags)."""
     params = SqlParams(scope)
     if region is not None:
         scope.require_region(region)
@@ -191,7 +195,7 @@ def list_statement(*, scope: Scope, region: str | None, category: str | None, li
     if place is not None:
         where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
     key_join = ""
-    facts = focus.facts_parameters()  # one day for the filter and the flags' facts
+    facts = facts or focus.facts_parameters()
     if key is not None:
         key_join, is_key = focus.key_filter(params, facts)
         where.append(is_key if key else f"NOT {is_key}")
@@ -225,10 +229,11 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
     states the caller's jurisdiction itself, with the same conditions as the scope's session filter
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers (whose
     flags focus.flags_of computes from the records)."""
+    facts = focus.facts_parameters()
     sql, params = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
-                                 size=size, q=q, page=page)
+                                 size=size, q=q, page=page, facts=facts)
     rows = await raw_fetch(session, sql, params)
-    items = await public_rows(session, rows[:page.limit], scope)
+    items = await public_rows(session, rows[:page.limit], scope, facts)
     nxt = None
     if len(rows) > page.limit:
         last = rows[page.limit - 1]

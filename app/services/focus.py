@@ -201,10 +201,12 @@ def with_kept_facts(page_sql: str, params: SqlParams, facts: Mapping[str, Any] |
             + " ORDER BY p.created_at DESC, p.id DESC")
 
 
-async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope) -> list[list[dict[str, str]]]:
+async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope,
+                     facts: Mapping[str, Any] | None = None) -> list[list[dict[str, str]]]:
     """The flags of each row of a page read through ``with_kept_facts``: from the kept facts where they
-    serve every caller, from the records (flags_of, one statement) for the others."""
-    facts = facts_parameters()
+    serve every caller, from the records (flags_of, one statement) for the others. ``facts``: those the
+    page's statement was built with, so that its counts and the reasons quote the same window."""
+    facts = facts or facts_parameters()
     live = await flags_of(session, [row["id"] for row in rows if not row["kf_uniform"]], scope, facts)
     since = facts["since"].date()
     return [flags_from_facts(row, since) if row["kf_uniform"] else live.get(row["id"], []) for row in rows]
