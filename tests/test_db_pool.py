@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+import asyncpg
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
-from app.db import make_engine
+from app.db import ConnectionLost, SqlParams, make_engine, make_sessionmaker, raw_fetch, read_sessionmaker
+from app.scope import Scope, attach
 
 
 async def test_load_above_the_pool_waits_for_its_connections_instead_of_opening_new_ones(
@@ -71,14 +75,6 @@ async def test_raw_reads_of_an_autocommit_session_borrow_a_connection_each_and_g
     # a read-only GET's raw statements run on a connection borrowed for each statement, without the
     # session's transaction machinery; once the session has begun they run on its connection, so a
     # request never holds two
-    import uuid
-
-    import asyncpg
-    import pytest
-
-    from app.db import ConnectionLost, SqlParams, make_sessionmaker, raw_fetch, read_sessionmaker
-    from app.scope import Scope, attach
-
     eng = make_engine(database_url, Settings(db_pool_size=1))
     maker = read_sessionmaker(make_sessionmaker(eng))
     caller = Scope(principal_id=uuid.uuid4(), principal_type="user", username="x", region_code="330106")
