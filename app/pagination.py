@@ -5,11 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
-from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlakeyset import BadBookmark
 from sqlakeyset.asyncio import select_page
 from sqlalchemy import Select
@@ -18,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import is_autocommit
 from app.errors import Unprocessable
+from app.query import query_model
 
 T = TypeVar("T")
 
@@ -27,20 +26,17 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-@dataclass(frozen=True)
-class PageParams:
-    limit: int
-    cursor: str | None
+class PageParams(BaseModel):
+    """The page a list asks for. A list with filters of its own declares them in a subclass, read with
+    the page in one validation (app/query.py)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    limit: int = Field(50, ge=1, le=200, description="Page size, 1..200")
+    cursor: str | None = Field(None, max_length=1024, description="next_cursor of the previous page")
 
 
-async def _page_params(
-    limit: Annotated[int, Query(ge=1, le=200, description="Page size, 1..200")] = 50,
-    cursor: Annotated[str | None, Query(max_length=1024, description="next_cursor of the previous page")] = None,
-) -> PageParams:
-    return PageParams(limit=limit, cursor=cursor)
-
-
-PageDep = Annotated[PageParams, Depends(_page_params)]
+PageDep = Annotated[PageParams, query_model(PageParams)]
 
 
 def encode_cursor(bookmark: str) -> str:

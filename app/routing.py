@@ -10,13 +10,15 @@ from typing import Any
 
 import asyncpg
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from app.concurrency import if_match_dependency
 from app.db import ConnectionLost, has_changes, request_session
-from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable
+from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable, problem_responses
 from app.services import idempotency
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -128,6 +130,21 @@ def _depends_on(endpoint: Any, dependency: Any) -> bool:
     return False
 
 
+def _declared(dependant: Dependant, attribute: str) -> list[Any]:
+    """What the route's dependencies declare for OpenAPI under ``attribute`` (a list each), in order."""
+    found: list[Any] = []
+    for sub in dependant.dependencies:
+        for item in [*getattr(sub.call, attribute, ()), *_declared(sub, attribute)]:
+            if item not in found:
+                found.append(item)
+    return found
+
+
+def _has_security_dependency(dependant: Dependant) -> bool:
+    """A FastAPI security scheme is among the dependencies (FastAPI then documents the security)."""
+    return any(isinstance(sub.call, SecurityBase) or _has_security_dependency(sub) for sub in dependant.dependencies)
+
+
 class AppRoute(APIRoute):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,12 +152,22 @@ class AppRoute(APIRoute):
             # optimistic concurrency cannot be forgotten: a new PATCH or action without it does not start
             raise TypeError(f"{sorted(self.methods or [])} {self.path} changes a versioned resource: it must "
                             "take `if_match: IfMatchDep` (app/concurrency.py)")
-        if is_idempotent_create(self):
-            extra = dict(self.openapi_extra or {})
-            params = list(extra.get("parameters", []))
-            if IDEMPOTENCY_PARAMETER not in params:
-                extra["parameters"] = [*params, IDEMPOTENCY_PARAMETER]
-            self.openapi_extra = extra
+        # What the docs cannot learn from FastAPI: the Idempotency-Key header, and what dependencies that
+        # read the request themselves declare (app.query's parameters, app.deps.current_scope's security).
+        extra = dict(self.openapi_extra or {})
+        parameters = list(extra.get("parameters", []))
+        declared = _declared(self.dependant, "openapi_parameters")
+        for parameter in [*declared, *([IDEMPOTENCY_PARAMETER] if is_idempotent_create(self) else [])]:
+            if parameter not in parameters:
+                parameters.append(parameter)
+        if parameters:
+            extra["parameters"] = parameters
+        if declared and 422 not in self.responses and "422" not in self.responses:
+            self.responses = {**self.responses, **problem_responses(422)}  # as FastAPI adds for its own
+        security = _declared(self.dependant, "openapi_security")
+        if security and not _has_security_dependency(self.dependant):
+            extra.setdefault("security", security)
+        self.openapi_extra = extra or None
         # Fields a stored create response must not keep (a secret is shown once, never replayed).
         self.replay_redact: tuple[str, ...] = tuple((self.openapi_extra or {}).get("x-replay-omits", ()))
         reads_only = (self.methods or set()) <= {"GET", "HEAD"}

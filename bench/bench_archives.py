@@ -210,7 +210,7 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
 
     def listed(title: str, limit: int = 50, **filters: Any) -> tuple[str, str, list[Any]]:
         args = {"region": None, "category": None, "licensed": None, "key": None, "size": None, "q": None} | filters
-        sql, params = list_statement(scope=national, page=PageParams(limit, None), **args)
+        sql, params = list_statement(scope=national, page=PageParams(limit=limit), **args)
         return title, sql, params.values
 
     def statement(title: str, sql: str, params: SqlParams) -> tuple[str, str, list[Any]]:

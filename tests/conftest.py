@@ -128,7 +128,8 @@ async def principal_cache_listening(app: Any, maker: async_sessionmaker[AsyncSes
 
 @pytest.fixture
 async def app(sessionmaker: async_sessionmaker[AsyncSession], shared_app: Any) -> AsyncIterator[Any]:
-    """The shared app on this test's rolled-back connection; overrides a test sets are cleared after it."""
+    """The shared app on this test's rolled-back connection; overrides and settings a test sets are undone
+    after it."""
     async with sessionmaker() as session:
         await user_service.ensure_bootstrap_admin(session, get_settings())
         await session.commit()
@@ -139,6 +140,7 @@ async def app(sessionmaker: async_sessionmaker[AsyncSession], shared_app: Any) -
         yield shared_app
     finally:
         shared_app.dependency_overrides.clear()
+        shared_app.state.settings = get_settings()  # a test may run the app on other settings (key rotation)
         shared_app.state.sessionmaker = shared_app.state.read_sessionmaker = None
 
 

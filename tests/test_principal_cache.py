@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from app.config import get_settings
 from app.principals import PrincipalCache
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 from tests.test_migrations import libpq
@@ -106,20 +107,17 @@ async def test_without_its_listen_connection_the_cache_serves_nothing(live_clien
 
 
 async def test_a_retired_signing_key_stops_a_cached_token(live_app, live_client, listening):
-    from app.config import get_settings
-    from app.deps import settings_dep
-
     admin = (await login(live_client, "admin", ADMIN_PASSWORD))["access_token"]
     assert (await me(live_client, admin)).status_code == 200
     assert (await me(live_client, admin)).status_code == 200  # cached
     settings = get_settings()
     retired = settings.model_copy(update={"jwt_keys": '{"dev-2": "another-secret-of-at-least-32-bytes-xx"}',
                                           "jwt_active_kid": "dev-2"})
-    live_app.dependency_overrides[settings_dep] = lambda: retired
+    live_app.state.settings = retired
     try:
         assert_problem(await me(live_client, admin), 401, "invalid_token")
     finally:
-        live_app.dependency_overrides.pop(settings_dep, None)
+        live_app.state.settings = settings
 
 
 async def test_a_silently_dropped_listen_connection_turns_the_cache_off():

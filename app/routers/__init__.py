@@ -12,9 +12,8 @@ def secured_router(*, machine_scope: str | None, **kw: object) -> APIRouter:
     ``machine_scope`` (e.g. ``cases:read``). Every router says which: ``None`` only where machine
     clients are refused by policy (user and audit administration) or each operation checks its own
     scope in its service (notifications, webhooks, the event feed)."""
-    dependencies = [Depends(current_scope)]
-    if machine_scope is not None:
-        dependencies.append(require_scope(machine_scope))
+    # require_scope depends on current_scope itself: listing both would solve current_scope's node twice
+    dependencies = [Depends(current_scope)] if machine_scope is None else [require_scope(machine_scope)]
     return APIRouter(route_class=AppRoute, dependencies=dependencies, **kw)  # type: ignore[arg-type]
 
 

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from app.config import Settings, get_settings
-from app.deps import settings_dep
 from app.models.auth import LoginThrottle, RefreshToken, RevokedAccessToken
 from app.security import sha256_hex
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, create_user, login
@@ -531,26 +530,23 @@ async def test_token_signed_with_older_kid_still_in_key_set_is_accepted_after_ro
     assert token_header(old_pair["access_token"])["kid"] == old_kid
 
     rotated = settings_with(jwt_keys=json.dumps(settings.key_set | {"rot-2": OTHER_KEY}), jwt_active_kid="rot-2")
-    app.dependency_overrides[settings_dep] = lambda: rotated
-    try:
-        r = await me(client, old_pair["access_token"])
-        assert r.status_code == 200, r.text
+    app.state.settings = rotated  # the app fixture restores its settings after the test
+    r = await me(client, old_pair["access_token"])
+    assert r.status_code == 200, r.text
 
-        new_pair = await login(client, "xihu.inspector", USER_PASSWORD)
-        assert token_header(new_pair["access_token"])["kid"] == "rot-2"
-        assert token_header(new_pair["refresh_token"])["kid"] == "rot-2"
-        assert (await me(client, new_pair["access_token"])).status_code == 200
+    new_pair = await login(client, "xihu.inspector", USER_PASSWORD)
+    assert token_header(new_pair["access_token"])["kid"] == "rot-2"
+    assert token_header(new_pair["refresh_token"])["kid"] == "rot-2"
+    assert (await me(client, new_pair["access_token"])).status_code == 200
 
-        # A refresh token from before the rotation still refreshes, into tokens of the new key.
-        r = await do_refresh(client, old_pair["refresh_token"])
-        assert r.status_code == 200, r.text
-        assert token_header(r.json()["access_token"])["kid"] == "rot-2"
+    # A refresh token from before the rotation still refreshes, into tokens of the new key.
+    r = await do_refresh(client, old_pair["refresh_token"])
+    assert r.status_code == 200, r.text
+    assert token_header(r.json()["access_token"])["kid"] == "rot-2"
 
-        # The kid picks the key: the old kid with the new key's signature is refused.
-        claims = access_claims_for(rotated, user["id"])
-        assert_unauthenticated(await me(client, sign(rotated, claims, kid=old_kid, key=OTHER_KEY)))
-    finally:
-        app.dependency_overrides.pop(settings_dep, None)
+    # The kid picks the key: the old kid with the new key's signature is refused.
+    claims = access_claims_for(rotated, user["id"])
+    assert_unauthenticated(await me(client, sign(rotated, claims, kid=old_kid, key=OTHER_KEY)))
 
 
 async def test_token_signed_with_kid_removed_from_key_set_is_rejected(
@@ -558,12 +554,9 @@ async def test_token_signed_with_kid_removed_from_key_set_is_rejected(
 ) -> None:
     old_pair = await login(client, "xihu.inspector", USER_PASSWORD)
     retired = settings_with(jwt_keys=json.dumps({"rot-2": OTHER_KEY}), jwt_active_kid="rot-2")
-    app.dependency_overrides[settings_dep] = lambda: retired
-    try:
-        assert_unauthenticated(await me(client, old_pair["access_token"]))
-        assert_unauthenticated(await do_refresh(client, old_pair["refresh_token"]))
-    finally:
-        app.dependency_overrides.pop(settings_dep, None)
+    app.state.settings = retired  # the app fixture restores its settings after the test
+    assert_unauthenticated(await me(client, old_pair["access_token"]))
+    assert_unauthenticated(await do_refresh(client, old_pair["refresh_token"]))
 
 
 # --- refresh rotation ------------------------------------------------------------------------------

@@ -96,3 +96,22 @@ async def test_a_worker_freezes_what_it_holds_at_start_up_out_of_the_collectors_
     assert gc.get_freeze_count() == 0
     async with live_app.router.lifespan_context(live_app):
         assert gc.get_freeze_count() > 10_000  # the modules, models and routes
+
+
+async def test_the_docs_mark_every_operation_that_needs_a_token_and_only_those(client):
+    """app.deps.current_scope reads the bearer token itself; AppRoute documents it as FastAPI would."""
+    spec = (await client.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            if path.startswith("/api/v1/") and not path.startswith("/api/v1/auth/"):
+                assert op.get("security") == [{"OAuth2PasswordBearer": []}], (method, path)
+            elif path.startswith("/api/public/") or path in ("/healthz", "/readyz"):
+                assert "security" not in op, (method, path)
+
+
+async def test_the_docs_list_their_sections_in_reading_order_each_described(client):
+    spec = (await client.get("/openapi.json")).json()
+    declared = [t["name"] for t in spec["tags"]]
+    assert declared[:3] == ["auth", "users", "service accounts"] and all(t["description"] for t in spec["tags"])
+    used = {tag for operations in spec["paths"].values() for op in operations.values() for tag in op["tags"]}
+    assert used == set(declared)
