@@ -34,7 +34,8 @@ async def get_session(request: Request) -> AsyncSession:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 async def settings_dep(request: Request) -> Settings:
-    """The settings the app was created with (``create_app``)."""
+    """The settings the app was created with (``create_app``). ``current_scope`` reads the same, so a
+    test runs the app on other settings by setting ``app.state.settings``, not by overriding this."""
     settings: Settings = request.app.state.settings
     return settings
 
@@ -69,8 +70,7 @@ async def current_scope(request: Request) -> Scope:
     ``Depends(oauth2_scheme)`` and ``SettingsDep``, because FastAPI solves every dependency of every
     request anew (some 15-20 µs each), and this one is on every authenticated request, often twice
     (the router's machine-scope check and the route's ``ScopeDep``). OpenAPI still shows these
-    operations as secured: AppRoute reads ``openapi_security`` below. (A test that runs the app on other
-    settings sets ``app.state.settings``, which ``settings_dep`` returns too.)"""
+    operations as secured: AppRoute reads ``openapi_security`` below."""
     token = await oauth2_scheme(request)
     settings: Settings = request.app.state.settings
     session: AsyncSession = request.state.session

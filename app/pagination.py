@@ -7,6 +7,7 @@ import binascii
 import csv
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlakeyset import BadBookmark
 from sqlakeyset.asyncio import select_page
@@ -16,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import is_autocommit
 from app.errors import Unprocessable
-from app.query import query_model
 
 T = TypeVar("T")
 
@@ -26,17 +26,28 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+MAX_LIMIT, DEFAULT_LIMIT, MAX_CURSOR = 200, 50, 1024
+LIMIT_TEXT, CURSOR_TEXT = "Page size, 1..200", "next_cursor of the previous page"
+
+
 class PageParams(BaseModel):
-    """The page a list asks for. A list with filters of its own declares them in a subclass, read with
-    the page in one validation (app/query.py)."""
+    """The page a list asks for. A list whose parameters are all read as one model (app/query.py)
+    declares them in a subclass; the others take ``PageDep``."""
 
     model_config = ConfigDict(frozen=True)
 
-    limit: int = Field(50, ge=1, le=200, description="Page size, 1..200")
-    cursor: str | None = Field(None, max_length=1024, description="next_cursor of the previous page")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=LIMIT_TEXT)
+    cursor: str | None = Field(None, max_length=MAX_CURSOR, description=CURSOR_TEXT)
 
 
-PageDep = Annotated[PageParams, query_model(PageParams)]
+async def _page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description=LIMIT_TEXT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, description=CURSOR_TEXT)] = None,
+) -> PageParams:
+    return PageParams.model_construct(limit=limit, cursor=cursor)  # validated as query parameters
+
+
+PageDep = Annotated[PageParams, Depends(_page_params)]
 
 
 def encode_cursor(bookmark: str) -> str:

@@ -8,6 +8,11 @@ with the same pydantic rules, the same 422 problem (``loc`` starting with ``"que
 parameter named), the last value winning when a name is repeated, and unknown names ignored, as for
 FastAPI's own parameters. Its fields are scalars: a repeated name gives one value, never a list.
 
+A route reading a query model declares all its query and path parameters in it, and AppRoute refuses
+one that does not: FastAPI validates its own parameters only after the dependencies, so a bad value
+the model reads would hide a bad value of theirs, and the 422 would no longer name every bad
+parameter. (The enterprise list does; the other lists take FastAPI's parameters and ``PageDep``.)
+
 The OpenAPI document lists the model's fields as query parameters, as FastAPI would list them:
 AppRoute (app/routing.py) reads ``openapi_parameters`` from the dependency, and the schemas they refer
 to are in ``COMPONENTS``, which ``app.main`` adds to the document's components.
@@ -30,7 +35,9 @@ COMPONENTS: dict[str, Any] = {}  # the schemas the query models' parameters refe
 def openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     """The model's fields as OpenAPI query parameters (the schemas they refer to go to COMPONENTS)."""
     schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode="validation")
-    COMPONENTS.update(schema.get("$defs", {}))
+    for name, component in schema.get("$defs", {}).items():
+        if COMPONENTS.setdefault(name, component) != component:
+            raise TypeError(f"two query models define the schema {name!r} differently")
     required = set(schema.get("required", ()))
     parameters = []
     for name, prop in schema.get("properties", {}).items():
@@ -39,8 +46,14 @@ def openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         if description:
             parameter["description"] = description
         parameters.append(parameter)
-    own = set(vars(model).get("__annotations__", {}))  # the model's own fields before inherited ones (the page)
-    return sorted(parameters, key=lambda parameter: parameter["name"] not in own)
+    # the model's own fields before inherited ones (the page), as FastAPI lists a route's before a dependency's
+    inherited = {_alias(f, n) for base in model.__mro__[1:] if issubclass(base, BaseModel)
+                 for n, f in base.model_fields.items()}
+    return sorted(parameters, key=lambda parameter: parameter["name"] in inherited)
+
+
+def _alias(field: Any, name: str) -> str:
+    return str(field.validation_alias or field.alias or name)
 
 
 def query_model(model: type[M]) -> Any:

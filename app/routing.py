@@ -140,6 +140,12 @@ def _declared(dependant: Dependant, attribute: str) -> list[Any]:
     return found
 
 
+def _has_own_parameters(dependant: Dependant) -> bool:
+    """FastAPI reads query or path parameters for the route or one of its dependencies."""
+    return bool(dependant.query_params or dependant.path_params) or any(
+        _has_own_parameters(sub) for sub in dependant.dependencies)
+
+
 def _has_security_dependency(dependant: Dependant) -> bool:
     """A FastAPI security scheme is among the dependencies (FastAPI then documents the security)."""
     return any(isinstance(sub.call, SecurityBase) or _has_security_dependency(sub) for sub in dependant.dependencies)
@@ -157,6 +163,11 @@ class AppRoute(APIRoute):
         extra = dict(self.openapi_extra or {})
         parameters = list(extra.get("parameters", []))
         declared = _declared(self.dependant, "openapi_parameters")
+        if declared and _has_own_parameters(self.dependant):
+            # FastAPI validates its own parameters only after the dependencies: a bad value read by the
+            # query model would hide theirs, and the 422 would not name every bad parameter
+            raise TypeError(f"{sorted(self.methods or [])} {self.path} reads a query model (app/query.py): "
+                            "declare all its query and path parameters in the model")
         for parameter in [*declared, *([IDEMPOTENCY_PARAMETER] if is_idempotent_create(self) else [])]:
             if parameter not in parameters:
                 parameters.append(parameter)

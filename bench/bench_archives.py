@@ -150,7 +150,7 @@ async def remove_earlier_batches(conn: Any, county: str) -> int:
     """Delete the inspections earlier runs' batches added (all to ``county``): the benchmark measures the
     generated set, not one that grows with every run. Left in, they reached 1.5 M on a few thousand
     producers, and the work at commit, which reads a producer's history, grew with them (a batch of
-    100 at 32 connections: from about 1 s to 4.5 s at p50, and requests refused for want of a pooled
+    100 at 32 connections: from about 3 s to 4.5 s at p50, and requests refused for want of a pooled
     connection). Deleted 500 producers per transaction, as the triggers refresh each at commit."""
     producers = [r["enterprise_id"] for r in await conn.fetch(
         "SELECT DISTINCT i.enterprise_id FROM enterprise e JOIN inspection i ON i.enterprise_id = e.id"
@@ -174,6 +174,7 @@ async def pick_targets(url: str) -> dict[str, Any]:
         removed = await remove_earlier_batches(conn, batch_county)
         if removed:
             print(f"removed the {removed} inspections earlier runs' batches added", flush=True)
+            await conn.execute("ANALYZE inspection")  # the plans, and the estimate below, see them gone
         inspections = await conn.fetchval("SELECT reltuples::bigint FROM pg_class WHERE relname = 'inspection'")
         region_name = await conn.fetchval("SELECT full_name FROM region WHERE code = $1", county)
         # the generated enterprise of the county with the most inspections (none added by a batch run)

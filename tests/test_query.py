@@ -3,12 +3,19 @@ query parameters."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
 
+from app.pagination import PageParams
+from app.query import query_model
+from app.routing import AppRoute
+from app.services import uscc
 from tests.conftest import bearer
+from tests.routers.test_enterprises import create
 
 LISTS = ["/api/v1/enterprises", "/api/v1/inspections", "/api/v1/licenses", "/api/v1/cases", "/api/v1/regions"]
 
@@ -40,17 +47,26 @@ async def test_the_enterprise_list_names_every_bad_parameter_at_once(client, adm
     assert locs(r) == {("query", name) for name in ("limit", "size", "q", "region", "licensed", "category")}
 
 
-async def test_query_values_are_read_as_fastapi_reads_its_parameters(client, admin_token, connection):
-    """Booleans in their usual spellings, the last of repeated values, unknown names ignored; the same on
-    a route whose page is a model and whose filters are FastAPI's (the regions)."""
+async def test_query_values_are_read_as_fastapi_reads_its_parameters(client, admin_token):
+    """Booleans in their usual spellings, the last of repeated values, unknown names ignored: on the list
+    read as one model (enterprises) as on a list read by FastAPI (regions)."""
     h = bearer(admin_token)
+    made = [await create(client, admin_token, code=uscc.make(f"91330106MA2B0XQ{i:02d}"), name=f"西湖第{i}厂")
+            for i in range(3)]  # unlicensed, newest first in the list
+
+    async def ids(path: str, query: str) -> list[str]:
+        r = await client.get(f"{path}?{query}", headers=h)
+        assert r.status_code == 200, (query, r.text)
+        return [item.get("id") or item["code"] for item in r.json()["items"]]
+
+    newest_first = [e["id"] for e in reversed(made)]
     for spelling in ("false", "0", "no", "off", "False"):
-        r = await client.get(f"/api/v1/enterprises?licensed={spelling}", headers=h)
-        assert r.status_code == 200, (spelling, r.text)
-    regions = await client.get("/api/v1/regions?parent=330000&limit=5&limit=3&colour=blue", headers=h)
-    assert regions.status_code == 200 and len(regions.json()["items"]) == 3
-    one = await client.get("/api/v1/regions?parent=330000&limit=3&limit=1", headers=h)
-    assert [i["code"] for i in one.json()["items"]] == [i["code"] for i in regions.json()["items"]][:1]
+        assert await ids("/api/v1/enterprises", f"licensed={spelling}") == newest_first, spelling
+    for spelling in ("true", "1", "yes", "on"):
+        assert await ids("/api/v1/enterprises", f"licensed={spelling}") == [], spelling
+    assert await ids("/api/v1/enterprises", "limit=5&limit=2&colour=blue") == newest_first[:2]
+    regions = await ids("/api/v1/regions", "parent=330000&limit=5&limit=2&colour=blue")
+    assert len(regions) == 2 and await ids("/api/v1/regions", "parent=330000&limit=2&limit=1") == regions[:1]
 
 
 async def test_the_docs_list_a_query_models_fields_as_parameters(client):
@@ -68,3 +84,20 @@ async def test_the_docs_list_a_query_models_fields_as_parameters(client):
     # a route with the page model and FastAPI's own parameters lists both
     regions = {p["name"] for p in spec["paths"]["/api/v1/regions"]["get"]["parameters"]}
     assert {"limit", "cursor", "parent", "level"} <= regions
+
+
+def test_a_route_cannot_mix_a_query_model_with_fastapis_own_parameters():
+    """FastAPI would validate its own parameters only after the model: a bad page would hide a bad
+    filter (or a bad path parameter) in the 422."""
+    router = APIRouter(route_class=AppRoute)
+
+    async def mixed(page: Annotated[PageParams, query_model(PageParams)], status: str | None = None) -> None: ...
+
+    async def with_path(item_id: uuid.UUID, page: Annotated[PageParams, query_model(PageParams)]) -> None: ...
+
+    async def whole(page: Annotated[PageParams, query_model(PageParams)]) -> None: ...
+
+    for path, endpoint in (("/mixed", mixed), ("/items/{item_id}", with_path)):
+        with pytest.raises(TypeError, match="declare all its query and path parameters in the model"):
+            router.add_api_route(path, endpoint, methods=["GET"])
+    router.add_api_route("/whole", whole, methods=["GET"])

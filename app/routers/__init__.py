@@ -1,5 +1,6 @@
-"""HTTP routers. ``api_router`` requires authentication for every route; ``public_auth_router`` holds
-the token endpoints, which authenticate by their own means."""
+"""HTTP routers. ``secured_router`` requires a valid access token for every route (and, from a machine
+client, the router's scope); ``open_router`` serves routes that authenticate by their own means (the
+token endpoints) or not at all (health, the public API)."""
 
 from fastapi import APIRouter, Depends
 

@@ -43,7 +43,7 @@ async def _owner(session: AsyncSession, request: Request) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        claims = decode_token(get_settings(), token, expected_typ="access")
+        claims = decode_token(request.app.state.settings, token, expected_typ="access")
     except TokenError:
         return None
     from app.services.auth import load_principal

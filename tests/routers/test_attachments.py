@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import text
 
 from app.config import get_settings
-from app.deps import settings_dep
 from app.services import attachment as attachment_service
 from tests.conftest import bearer, user_token
 from tests.routers.test_inspections import (
@@ -44,7 +43,7 @@ PDF = b"%PDF-1.7\n" + os.urandom(1000) + b"\n%%EOF\n"
 def files_dir(app: Any, tmp_path: Path) -> Path:
     """Storage in a temporary folder with a 64 KiB limit, through the settings the routes use."""
     settings = get_settings().model_copy(update={"storage_dir": tmp_path / "files", "attachment_max_bytes": MAX})
-    app.dependency_overrides[settings_dep] = lambda: settings
+    app.state.settings = settings  # the app fixture restores its settings after the test
     return settings.files_dir
 
 

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import text
 
 from app.config import get_settings
-from app.deps import settings_dep
 from app.routers import public
 from app.services import audit
 from app.workers import delivery
@@ -306,7 +305,7 @@ async def test_public_bad_records_hold_no_personal_fields(client, b, admin_token
 
 async def test_the_public_api_is_rate_limited(client, app):
     public.reset_rate_limits()
-    app.dependency_overrides[settings_dep] = lambda: get_settings().model_copy(update={"public_rate_limit": "3/minute"})
+    app.state.settings = get_settings().model_copy(update={"public_rate_limit": "3/minute"})
     try:
         codes = [(await client.get("/api/public/v1/bad-records")).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
@@ -314,7 +313,6 @@ async def test_the_public_api_is_rate_limited(client, app):
         assert_problem(r, 429, "rate_limited")
         assert 1 <= int(r.headers["retry-after"]) <= 61
     finally:
-        app.dependency_overrides.pop(settings_dep, None)
         public.reset_rate_limits()
 
 
@@ -445,8 +443,7 @@ async def test_machine_clients_see_bureaus_not_staff_names(client, b, market, se
 
 
 async def test_webhooks_point_only_at_allowed_hosts_when_a_list_is_set(client, app, market):
-    app.dependency_overrides[settings_dep] = lambda: get_settings().model_copy(
-        update={"webhook_allowed_hosts": "gs.example.gov.cn, .saic.gov.cn"})
+    app.state.settings = get_settings().model_copy(update={"webhook_allowed_hosts": "gs.example.gov.cn, .saic.gov.cn"})
     for url in ("http://127.0.0.1:5432/x", "https://evil.example/h", "https://gs.example.gov.cn.evil.example/h"):
         assert_problem(await client.post("/api/v1/webhooks", headers=bearer(market), json={"url": url}), 422,
                        "webhook_host_not_allowed")

@@ -3,7 +3,6 @@
 import asyncio
 
 from app.config import get_settings
-from app.deps import settings_dep
 from tests.conftest import ADMIN_PASSWORD
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -26,7 +25,7 @@ async def test_concurrent_guesses_check_at_most_lockout_after_passwords(live_cli
 async def test_slowdown_answers_429_with_retry_after_then_lets_the_next_attempt_through(app, client):
     slow = get_settings().model_copy(update={"login_slowdown_after": 2, "login_slowdown_base_seconds": 30.0,
                                              "login_slowdown_max_seconds": 60.0})
-    app.dependency_overrides[settings_dep] = lambda: slow
+    app.state.settings = slow  # the app fixture restores its settings after the test
     for _ in range(2):
         assert (await attempt(client, "nope", "ghost")).status_code == 401
     r = await attempt(client, "nope", "ghost")
@@ -35,7 +34,7 @@ async def test_slowdown_answers_429_with_retry_after_then_lets_the_next_attempt_
     # a slowed attempt is answered without checking the password, and does not count as a failure
     r = await attempt(client, ADMIN_PASSWORD, "ghost")
     assert r.json()["code"] == "login_slowed"
-    app.dependency_overrides[settings_dep] = lambda: slow.model_copy(update={"login_slowdown_base_seconds": 0.0})
+    app.state.settings = slow.model_copy(update={"login_slowdown_base_seconds": 0.0})
     assert (await attempt(client, "nope", "ghost")).status_code == 401
 
 
