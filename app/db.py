@@ -6,13 +6,14 @@ import asyncio
 import json
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 from sqlmodel import SQLModel
@@ -131,7 +132,19 @@ def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
         # that meets a dropped connection fails once and the pool replaces it.
         kwargs.setdefault("pool_recycle", 1800)
     # hide_parameters: a logged database error must not carry password hashes or typed usernames
-    return create_async_engine(url, connect_args=connect_args, hide_parameters=True, **kwargs)
+    engine = create_async_engine(url, connect_args=connect_args, hide_parameters=True, **kwargs)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_lost)
+    return engine
+
+
+def _connect_or_lost(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a pooled connection as SQLAlchemy would, but a refused, unreachable or timed-out server
+    (the driver's OSError, which SQLAlchemy passes on unwrapped) is ConnectionLost, a 503 for every
+    statement, ORM or raw (app.routing), instead of a 500."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise ConnectionLost("no connection to the database") from exc
 
 
 def make_sessionmaker(bind: Any, **kwargs: Any) -> async_sessionmaker[AsyncSession]:
@@ -163,7 +176,7 @@ async def request_session(maker: async_sessionmaker[AsyncSession]) -> AsyncItera
         yield session
     finally:
         if session.in_transaction():
-            await session.__aexit__(None, None, None)
+            await session.__aexit__(None, None, None)  # as ``async with`` closes: shielded from cancellation
 
 
 @asynccontextmanager
@@ -182,12 +195,14 @@ class SqlParams:
     """The positional parameters of a raw statement for ``raw_fetch`` (``add(value)`` answers its
     placeholder), built for one caller (``scope``): ``inside(column)`` and ``region_pattern()`` put
     the caller's jurisdiction into the statement, and raw_fetch refuses a statement that states none,
-    or was built for another caller, unless it says ``unscoped=True``."""
+    leaves out a placeholder of one (a condition asked for and not used), or was built for another
+    caller, unless it says ``unscoped=True``."""
 
     def __init__(self, scope: scope_mod.Scope | None = None) -> None:
         self.values: list[Any] = []
         self.scope = scope
         self.states_jurisdiction = False
+        self.jurisdiction: list[str] = []  # the placeholders of the jurisdiction's conditions
 
     def add(self, value: Any) -> str:
         self.values.append(value)
@@ -196,18 +211,36 @@ class SqlParams:
     def _caller(self) -> scope_mod.Scope:
         if self.scope is None:
             raise scope_mod.ScopeMissing("a statement built without a scope cannot state a jurisdiction")
-        self.states_jurisdiction = True
         return self.scope
+
+    def _jurisdiction(self, placeholder: str | None = None) -> None:
+        self.states_jurisdiction = True
+        if placeholder is not None:
+            self.jurisdiction.append(placeholder)
 
     def inside(self, column: str) -> list[str]:
         """The conditions that keep ``column`` (a region code) inside the caller's jurisdiction, as the
         scope's session filter does for ORM statements: none for a national caller."""
         condition = scope_mod.region_sql(column, self._caller().region_code, self.add)
+        self._jurisdiction(f"${len(self.values)}" if condition else None)
+        return [condition] if condition else []
+
+    def within(self, column: str, region: str) -> list[str]:
+        """A ``region=`` filter on ``column`` (a region code), as ``Scope.inside`` for ORM statements:
+        refused with 403 when ``region`` lies outside the caller's jurisdiction."""
+        self._caller().require_region(region)
+        condition = scope_mod.region_sql(column, region, self.add)
         return [condition] if condition else []
 
     def region_pattern(self) -> str:
         """The placeholder of the caller's region prefix and '%', for ``region_code LIKE`` it."""
-        return self.add(self._caller().prefix + "%")
+        placeholder = self.add(self._caller().prefix + "%")
+        self._jurisdiction(placeholder)
+        return placeholder
+
+    def leaves_out_jurisdiction(self, sql: str) -> bool:
+        """A placeholder of the jurisdiction's conditions is not in ``sql``."""
+        return any(re.search(re.escape(p) + r"(?!\d)", sql) is None for p in self.jurisdiction)
 
 
 async def raw_fetch(session: AsyncSession, sql: str, params: SqlParams | None = None, *,
@@ -232,10 +265,10 @@ async def raw_fetch(session: AsyncSession, sql: str, params: SqlParams | None = 
         scope = scope_mod.current(session.sync_session)
         if scope is None:
             raise scope_mod.ScopeMissing("raw query without a jurisdiction scope on the session")
-        if params is None or not params.states_jurisdiction:
+        if params is None or not params.states_jurisdiction or params.leaves_out_jurisdiction(sql):
             raise scope_mod.ScopeMissing("a raw statement must state the caller's jurisdiction "
-                                         "(SqlParams.inside or region_pattern)")
-        if params.scope != scope:
+                                         "(SqlParams.inside or region_pattern, in the statement)")
+        if params.scope is not scope:
             raise scope_mod.ScopeMissing("a raw statement built for another caller")
     args = params.values if params is not None else []
     changes = has_changes(session)
@@ -256,10 +289,7 @@ async def raw_fetch(session: AsyncSession, sql: str, params: SqlParams | None = 
 
 async def _fetch_alone(engine: AsyncEngine, sql: str, args: list[Any]) -> list[Any]:
     """Run one statement on a connection borrowed from the engine's pool for it alone."""
-    try:
-        raw = await engine.raw_connection()
-    except OSError as exc:  # refused, unreachable, timed out: no database to read from
-        raise ConnectionLost("no connection to the database") from exc
+    raw = await engine.raw_connection()  # no connection at all is ConnectionLost (make_engine)
     driver: Any = raw.driver_connection
     try:
         records: list[Any] = await driver.fetch(sql, *args)

@@ -34,8 +34,9 @@ async def get_session(request: Request) -> AsyncSession:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 async def settings_dep(request: Request) -> Settings:
-    """The settings the app was created with (``create_app``). ``current_scope`` reads the same, so a
-    test runs the app on other settings by setting ``app.state.settings``, not by overriding this."""
+    """The settings the app was created with (``create_app``), which the routes read; ``current_scope``
+    reads the same, so a test runs the routes on other settings by setting ``app.state.settings``, not
+    by overriding this. Services also run outside requests (jobs, the CLI) and read ``get_settings()``."""
     settings: Settings = request.app.state.settings
     return settings
 

@@ -63,8 +63,9 @@ Back end of the product quality-safety regulators (产品质量安全整治).
 
 
 # FastAPI finds a request's route by trying every route in turn, a few microseconds each (some 100 routes
-# here): the routes asked most often come first. Paths of different routers never overlap, so the order
-# changes nothing else; the docs keep their own order (DOCS_TAGS).
+# here): the routes asked most often come first. Paths of different routers never overlap (a test in
+# tests/routers/test_ops.py checks), so the order changes nothing else; the docs keep their own order
+# (DOCS_TAGS).
 ROUTERS_BY_TRAFFIC = (
     enterprises.router, archive.router, inspections.router,  # lists, searches, archives, field devices
     licenses.router, cases.router, recalls.router, campaigns.router, focus.router, reports.router,

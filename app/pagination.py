@@ -27,7 +27,7 @@ class Page(BaseModel, Generic[T]):
 
 
 MAX_LIMIT, DEFAULT_LIMIT, MAX_CURSOR = 200, 50, 1024
-LIMIT_TEXT, CURSOR_TEXT = "Page size, 1..200", "next_cursor of the previous page"
+LIMIT_TEXT, CURSOR_TEXT = f"Page size, 1..{MAX_LIMIT}", "next_cursor of the previous page"
 
 
 class PageParams(BaseModel):

@@ -8,10 +8,14 @@ with the same pydantic rules, the same 422 problem (``loc`` starting with ``"que
 parameter named), the last value winning when a name is repeated, and unknown names ignored, as for
 FastAPI's own parameters. Its fields are scalars: a repeated name gives one value, never a list.
 
-A route reading a query model declares all its query and path parameters in it, and AppRoute refuses
-one that does not: FastAPI validates its own parameters only after the dependencies, so a bad value
-the model reads would hide a bad value of theirs, and the 422 would no longer name every bad
-parameter. (The enterprise list does; the other lists take FastAPI's parameters and ``PageDep``.)
+FastAPI's own query models (``Annotated[Model, Query()]``) still introspect each field on each request
+before validating the model: with eight parameters, measured in one process, 116-131 µs to solve the
+route's dependencies against 127-152 µs for eight plain parameters and 45 µs with ``query_model``.
+
+A route reading a query model takes no other query or path parameter, and AppRoute refuses one that
+does: FastAPI validates its own parameters only after the dependencies, so a bad value the model
+reads would hide a bad value of theirs, and the 422 would no longer name every bad parameter. (The
+enterprise list reads one; the other lists take FastAPI's parameters and ``PageDep``.)
 
 The OpenAPI document lists the model's fields as query parameters, as FastAPI would list them:
 AppRoute (app/routing.py) reads ``openapi_parameters`` from the dependency, and the schemas they refer

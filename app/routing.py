@@ -166,8 +166,8 @@ class AppRoute(APIRoute):
         if declared and _has_own_parameters(self.dependant):
             # FastAPI validates its own parameters only after the dependencies: a bad value read by the
             # query model would hide theirs, and the 422 would not name every bad parameter
-            raise TypeError(f"{sorted(self.methods or [])} {self.path} reads a query model (app/query.py): "
-                            "declare all its query and path parameters in the model")
+            raise TypeError(f"{sorted(self.methods or [])} {self.path} reads a query model (app/query.py): it "
+                            "can take no other query or path parameters (put its query parameters in the model)")
         for parameter in [*declared, *([IDEMPOTENCY_PARAMETER] if is_idempotent_create(self) else [])]:
             if parameter not in parameters:
                 parameters.append(parameter)

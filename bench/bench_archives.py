@@ -221,26 +221,23 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
     import uuid as uuid_mod
 
     from app.db import SqlParams
-    from app.pagination import PageParams
     from app.scope import Scope
     from app.services import archive
-    from app.services.enterprise import list_statement
+    from app.services.enterprise import EnterpriseListQuery, list_statement
+    from app.services.focus import FLAGS_SQL, facts_parameters
 
+    facts = facts_parameters()
     national = Scope(principal_id=uuid_mod.uuid4(), principal_type="user", username="admin", region_code="000000",
                      roles=frozenset({"admin"}))
 
     def listed(title: str, limit: int = 50, **filters: Any) -> tuple[str, str, list[Any]]:
-        args = {"region": None, "category": None, "licensed": None, "key": None, "size": None, "q": None} | filters
-        sql, params = list_statement(scope=national, page=PageParams(limit=limit), **args)
+        sql, params = list_statement(scope=national, query=EnterpriseListQuery(limit=limit, **filters), facts=facts)
         return title, sql, params.values
 
     def statement(title: str, sql: str, params: SqlParams) -> tuple[str, str, list[Any]]:
         return title, sql, params.values
 
     eid = t["archive_enterprise"]
-    from app.services.focus import FLAGS_SQL, facts_parameters
-
-    facts = facts_parameters()
     # flags computed from the records, for the county's newest 50 (GET /enterprises/{id} and the archive
     # send this for one enterprise; the list reads the kept facts joined in its own statement)
     flags_args = [[uuid_mod.UUID(i) for i in t["county_page_ids"]], national.prefix + "%", facts["day"], facts["since"]]
@@ -258,7 +255,7 @@ def plan_queries(t: dict[str, Any]) -> list[tuple[str, str, list[Any]]]:
         listed(f"q with a 3-character fragment (q={t['fragment'][:3]}; statistics of migration 0022)",
                q=t["fragment"][:3]),
         statement("archive: the enterprise with its kept key facts (archive.enterprise_statement)",
-                  *archive.enterprise_statement(national, uuid_mod.UUID(eid))),
+                  *archive.enterprise_statement(national, uuid_mod.UUID(eid), facts)),
         statement("archive: the enterprise's inspections, newest first",
                   *archive.rows_statement(national, uuid_mod.UUID(eid), *archive.INSPECTIONS)),
         ("bare app: the county's 20 newest enterprises",

@@ -8,6 +8,7 @@ import uuid
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
@@ -122,5 +123,25 @@ async def test_raw_reads_of_an_autocommit_session_borrow_a_connection_each_and_g
             session_pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
             assert eng.sync_engine.pool.checkedout() == 1
             assert (await raw_fetch(session, pid, params()))[0]["pid"] == session_pid
+    finally:
+        await eng.dispose()
+
+
+async def test_no_database_at_all_is_connection_lost_for_orm_and_raw_statements(
+        engine: AsyncEngine, database_url: str) -> None:  # engine: the test database exists
+    """A refused connection (the server down) is ConnectionLost, which app.routing answers with a 503,
+    for an ORM statement as for a raw one; SQLAlchemy passes the driver's OSError on unwrapped."""
+    nowhere = make_url(database_url).set(host="127.0.0.1", port=1, query={})  # nothing listens on port 1
+    eng = make_engine(nowhere.render_as_string(hide_password=False), Settings())
+    county = Scope(principal_id=uuid.uuid4(), principal_type="user", username="x", region_code="330106")
+    try:
+        async with make_sessionmaker(eng)() as session:
+            with pytest.raises(ConnectionLost):
+                await session.execute(text("SELECT 1"))
+        async with read_sessionmaker(make_sessionmaker(eng))() as session:
+            attach(session.sync_session, county)
+            params = SqlParams(county)
+            with pytest.raises(ConnectionLost):
+                await raw_fetch(session, f"SELECT 1 FROM enterprise WHERE {params.inside('region_code')[0]}", params)
     finally:
         await eng.dispose()

@@ -98,6 +98,6 @@ def test_a_route_cannot_mix_a_query_model_with_fastapis_own_parameters():
     async def whole(page: Annotated[PageParams, query_model(PageParams)]) -> None: ...
 
     for path, endpoint in (("/mixed", mixed), ("/items/{item_id}", with_path)):
-        with pytest.raises(TypeError, match="declare all its query and path parameters in the model"):
+        with pytest.raises(TypeError, match="can take no other query or path parameters"):
             router.add_api_route(path, endpoint, methods=["GET"])
     router.add_api_route("/whole", whole, methods=["GET"])

@@ -275,6 +275,10 @@ async def test_a_raw_query_must_state_the_callers_jurisdiction(sessionmaker):
         forgot = SqlParams(county)
         with pytest.raises(ScopeMissing):  # parameters that state none
             await raw_fetch(session, f"SELECT id FROM enterprise WHERE region_code <> {forgot.add('x')}", forgot)
+        dropped = SqlParams(county)
+        dropped.inside("region_code")
+        with pytest.raises(ScopeMissing):  # the jurisdiction's condition asked for, and left out
+            await raw_fetch(session, f"SELECT id FROM enterprise WHERE id = {dropped.add(uuid.uuid4())}", dropped)
         theirs = SqlParams(other)
         sql = f"SELECT id FROM enterprise WHERE {' AND '.join(theirs.inside('region_code'))}"
         with pytest.raises(ScopeMissing):  # built for another caller

@@ -6,18 +6,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import Response
-from pydantic import Field
 
 from app.concurrency import IfMatchDep, set_etag
 from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
-from app.models.common import RegionCode
-from app.models.enterprise import EnterpriseCreate, EnterprisePublic, EnterpriseSize, EnterpriseUpdate
-from app.pagination import Page, PageParams
+from app.models.enterprise import EnterpriseCreate, EnterprisePublic, EnterpriseUpdate
+from app.pagination import Page
 from app.query import query_model
 from app.routers import secured_router
 from app.routing import autocommit_reads
 from app.services import enterprise as enterprise_service
+from app.services.enterprise import EnterpriseListQuery
 
 router = secured_router(machine_scope="enterprises:read", prefix="/api/v1/enterprises", tags=["archives"])
 
@@ -37,18 +36,6 @@ async def create_enterprise(body: EnterpriseCreate, scope: ScopeDep, session: Se
     return (await enterprise_service.to_public_many(session, [e]))[0]
 
 
-class EnterpriseListQuery(PageParams):
-    """The list's filters with its page, read in one validation (app/query.py)."""
-
-    region: RegionCode | None = Field(None, description="inside this region (403 outside yours)")
-    category: str | None = Field(None, max_length=16, description="category code, sub-products included")
-    licensed: bool | None = None
-    key: bool | None = Field(None, description="meets a key-enterprise criterion")
-    size: EnterpriseSize | None = None
-    q: str | None = Field(None, min_length=2, max_length=100,
-                          description="name fragment (2+ characters) or uscc prefix (4+)")
-
-
 @router.get("", response_model=Page[EnterprisePublic], responses=problem_responses(401, 403, 422))
 @autocommit_reads
 async def list_enterprises(
@@ -56,9 +43,7 @@ async def list_enterprises(
     query: Annotated[EnterpriseListQuery, query_model(EnterpriseListQuery)],
 ) -> Response:
     """Producers inside your jurisdiction, newest first, each with its key-enterprise flags."""
-    body = await enterprise_service.list_page(session, scope=scope, region=query.region, category=query.category,
-                                              licensed=query.licensed, key=query.key, size=query.size, q=query.q,
-                                              page=query)
+    body = await enterprise_service.list_page(session, scope=scope, query=query)
     return Response(body, media_type="application/json")
 
 

@@ -69,8 +69,7 @@ def _categories(codes: list[str], rows: Mapping[str, Mapping[str, Any]],
              "key": rows[c]["key"] if c in rows else False, "licensed": covered(c)} for c in codes]
 
 
-def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID,
-                         facts: Mapping[str, Any] | None = None) -> tuple[str, SqlParams]:
+def enterprise_statement(scope: Scope, enterprise_id: uuid.UUID, facts: Mapping[str, Any]) -> tuple[str, SqlParams]:
     """The enterprise inside the jurisdiction with its kept key facts (for ``facts``, as in
     focus.with_kept_facts), and whether it has any case, bad record or recall inside the jurisdiction."""
     params = SqlParams(scope)
@@ -116,7 +115,7 @@ async def build(session: AsyncSession, *, scope: Scope, enterprise_id: uuid.UUID
         raise NotFound(f"No enterprise {enterprise_id}", code="enterprise_not_found")
     e = found[0]
     basic = (await enterprise_service.public_rows(session, found, scope, facts))[0]
-    day = license_service.today()
+    day = facts["day"]  # the day the flags were computed for, so that a licence's status agrees with them
     licences = [_LICENCE(row, status=license_service.status_on(row["status"], row["expires_on"], day))
                 for row in await _rows_of(session, scope, e["id"], *LICENCES)]
     sections: dict[str, list[Any]] = {"spot_checks": [], "annual_reviews": [], "inspections": []}

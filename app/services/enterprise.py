@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from pydantic import Field
 from sqlakeyset import serialize_bookmark, unserialize_bookmark
 from sqlakeyset.types import Marker
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +17,7 @@ from app import json_rows, policy
 from app.concurrency import check_version
 from app.db import SqlParams, raw_fetch
 from app.errors import Conflict, NotPermitted, Unprocessable
-from app.models.common import Level, Role
+from app.models.common import Level, RegionCode, Role
 from app.models.enterprise import (
     Enterprise,
     EnterpriseCreate,
@@ -27,7 +28,7 @@ from app.models.enterprise import (
 )
 from app.models.reference import ProductCategory
 from app.pagination import BAD_BOOKMARK, PageParams, decode_cursor, encode_cursor, invalid_cursor
-from app.scope import Scope, get_visible, region_is_exact, region_sql
+from app.scope import Scope, get_visible, region_is_exact
 from app.services import audit, focus, reference, uscc, versioned
 
 
@@ -149,77 +150,90 @@ PUBLIC_COLUMNS_SQL = ", ".join(f"e.{c}" for c in _LIST_COLUMNS)
 
 
 async def public_rows(session: AsyncSession, rows: list[Any], scope: Scope,
-                      facts: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                      facts: Mapping[str, Any]) -> list[dict[str, Any]]:
     """EnterprisePublic of each row (PUBLIC_COLUMNS_SQL and the kept facts), key flags included
     (``facts``: as for focus.page_flags)."""
     flags = await focus.page_flags(session, rows, scope, facts)
     return [{c: f if c == "key_flags" else row[c] for c in _PUBLIC_FIELDS} for row, f in zip(rows, flags, strict=True)]
 
 
-def list_statement(*, scope: Scope, region: str | None, category: str | None, licensed: bool | None,
-                   key: bool | None, size: EnterpriseSize | None, q: str | None,
-                   page: PageParams, facts: Mapping[str, Any] | None = None) -> tuple[str, SqlParams]:
+class EnterpriseListQuery(PageParams):
+    """The enterprise list's filters with its page (``GET /api/v1/enterprises``), read in one
+    validation (app/query.py)."""
+
+    region: RegionCode | None = Field(None, description="inside this region (403 outside yours)")
+    category: str | None = Field(None, max_length=16, description="category code, sub-products included")
+    licensed: bool | None = None
+    key: bool | None = Field(None, description="meets a key-enterprise criterion")
+    size: EnterpriseSize | None = None
+    q: str | None = Field(None, min_length=2, max_length=100,
+                          description="name fragment (2+ characters) or uscc prefix (4+)")
+
+
+def list_statement(*, scope: Scope, query: EnterpriseListQuery, facts: Mapping[str, Any]) -> tuple[str, SqlParams]:
     """The page statement of the enterprise list and its parameters (see ``list_page``; ``facts``:
-    focus.facts_parameters(), one day for the filter, the kept facts and the flags)."""
+    focus.facts_parameters(), one day for the filter, the kept facts and the flags).
+
+    Each condition goes to one of two lists. PostgreSQL keeps one plan for a prepared statement only
+    when it judges it no worse than planning each execution afresh, and with the LIMIT a parameter it
+    never does: planning was about 40 % of the statement's time. So when every condition is in
+    ``exact`` (equalities: a county, ``licensed``, ``size``, the cursor), whose best plan does not
+    depend on the values, the LIMIT is written out and the statement keeps its plan. A condition in
+    ``varying`` (a city's or a province's prefix, a category, a name, ``key``) keeps the LIMIT a
+    parameter and a plan for its values: a generic plan for a name fragment walked the whole table
+    when the fragment was rare (6 req/s, reverted in e45456f). A new filter says which it is."""
     params = SqlParams(scope)
-    if region is not None:
-        scope.require_region(region)
+    exact: list[str] = []
+    varying: list[str] = []
     # the caller's jurisdiction (as the scope's session filter applies it), then the region asked for
-    where = [*params.inside("e.region_code"),
-             *[c for c in (region and region_sql("e.region_code", region, params.add),) if c]]
-    if category:
+    (exact if region_is_exact(scope.region_code) else varying).extend(params.inside("e.region_code"))
+    if query.region is not None:
+        (exact if region_is_exact(query.region) else varying).extend(params.within("e.region_code", query.region))
+    if query.category:
         # a category also finds enterprises filed under its sub-products (GIN-indexed overlap)
-        p = params.add(category)
-        where.append(f"e.category_codes && (ARRAY[{p}]::varchar[]"  # noqa: S608 - a placeholder
-                     f" || ARRAY(SELECT c.code::varchar FROM product_category c WHERE c.parent_code = {p}))")
-    if licensed is not None:
-        where.append(f"e.licensed = {params.add(licensed)}")
-    if size is not None:
-        where.append(f"e.size = {params.add(size.value)}")
-    if q:
-        term = q.strip()
-        if len(term) == 2:
-            # pg_trgm cannot index two characters (most Chinese trade names): the name's stored
-            # character pairs with their GIN index can (migration 0006)
-            name_match = f"e.name_bigrams @> ARRAY[{params.add(term.lower())}::text]"
-        else:
-            escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            # ILIKE only when case can matter: on Chinese text it costs twice LIKE, in the planner's
-            # estimate (tried on 1,000 names, migration 0022) and on every candidate row
-            like = "LIKE" if term.lower() == term.upper() else "ILIKE"
-            name_match = f"e.name {like} {params.add('%' + escaped + '%')}"
-        if len(term) >= 4 and uscc.could_begin(term.upper()):
-            name_match = f"({name_match} OR e.uscc LIKE {params.add(term.upper() + '%')})"
-        where.append(name_match)
-    place = _place(page.cursor)
+        p = params.add(query.category)
+        varying.append(f"e.category_codes && (ARRAY[{p}]::varchar[]"  # noqa: S608 - a placeholder
+                       f" || ARRAY(SELECT c.code::varchar FROM product_category c WHERE c.parent_code = {p}))")
+    if query.licensed is not None:
+        exact.append(f"e.licensed = {params.add(query.licensed)}")
+    if query.size is not None:
+        exact.append(f"e.size = {params.add(query.size.value)}")
+    if query.q:
+        varying.append(_name_match(query.q.strip(), params))
+    place = _place(query.cursor)
     if place is not None:
-        where.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
+        exact.append(f"(e.created_at, e.id) < ({params.add(place[0])}, {params.add(place[1])})")
     key_join = ""
-    facts = facts or focus.facts_parameters()
-    if key is not None:
+    if query.key is not None:
         key_join, is_key = focus.key_filter(params, facts)
-        where.append(is_key if key else f"NOT {is_key}")
-    # PostgreSQL keeps one plan for a prepared statement only when it judges it no worse than planning
-    # each execution afresh, and with the LIMIT a parameter it never does: planning was about 40 % of
-    # the statement's time. Written out (an int, 1..200 by the parameter's validation), the statement
-    # keeps its plan, which is right only where the best plan does not depend on the values: equality
-    # on a county, a cursor, `licensed`, `size`. A prefix (a city's or a province's), a name, a
-    # category or `key` keep the LIMIT a parameter and a plan for their values: a generic plan for a
-    # name fragment walked the whole table when the fragment was rare (6 req/s, reverted in e45456f).
-    one_plan = (region_is_exact(scope.region_code) and (region is None or region_is_exact(region))
-                and not category and not q and key is None)
-    limit = str(int(page.limit) + 1) if one_plan else params.add(page.limit + 1)
-    columns = PUBLIC_COLUMNS_SQL
+        varying.append(is_key if query.key else f"NOT {is_key}")
+    limit = params.add(query.limit + 1) if varying else str(int(query.limit) + 1)
+    where = [*exact, *varying]
     # only constant fragments, $n placeholders and the int above are joined here
-    sql = (f"SELECT {columns} FROM enterprise e {key_join}"  # noqa: S608
+    sql = (f"SELECT {PUBLIC_COLUMNS_SQL} FROM enterprise e {key_join}"  # noqa: S608
            f" {'WHERE ' + ' AND '.join(where) if where else ''}"
            f" ORDER BY e.created_at DESC, e.id DESC LIMIT {limit}")
     return focus.with_kept_facts(sql, params, facts), params
 
 
-async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, category: str | None,
-                    licensed: bool | None, key: bool | None, size: EnterpriseSize | None, q: str | None,
-                    page: PageParams) -> bytes:
+def _name_match(term: str, params: SqlParams) -> str:
+    """The condition of a ``q`` search: a name fragment, or the beginning of a uscc."""
+    if len(term) == 2:
+        # pg_trgm cannot index two characters (most Chinese trade names): the name's stored
+        # character pairs with their GIN index can (migration 0006)
+        name_match = f"e.name_bigrams @> ARRAY[{params.add(term.lower())}::text]"
+    else:
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # ILIKE only when case can matter: on Chinese text it costs twice LIKE, in the planner's
+        # estimate (tried on 1,000 names, migration 0022) and on every candidate row
+        like = "LIKE" if term.lower() == term.upper() else "ILIKE"
+        name_match = f"e.name {like} {params.add('%' + escaped + '%')}"
+    if len(term) >= 4 and uscc.could_begin(term.upper()):
+        name_match = f"({name_match} OR e.uscc LIKE {params.add(term.upper() + '%')})"
+    return name_match
+
+
+async def list_page(session: AsyncSession, *, scope: Scope, query: EnterpriseListQuery) -> bytes:
     """One page of the enterprise list, newest first, as the JSON of ``Page[EnterprisePublic]``.
 
     The hottest read of the service runs as one raw statement on the session's connection, with no
@@ -230,13 +244,12 @@ async def list_page(session: AsyncSession, *, scope: Scope, region: str | None, 
     (app/scope.py), and a test checks that every item equals what GET /enterprises/{id} answers (whose
     flags focus.flags_of computes from the records)."""
     facts = focus.facts_parameters()
-    sql, params = list_statement(scope=scope, region=region, category=category, licensed=licensed, key=key,
-                                 size=size, q=q, page=page, facts=facts)
+    sql, params = list_statement(scope=scope, query=query, facts=facts)
     rows = await raw_fetch(session, sql, params)
-    items = await public_rows(session, rows[:page.limit], scope, facts)
+    items = await public_rows(session, rows[:query.limit], scope, facts)
     nxt = None
-    if len(rows) > page.limit:
-        last = rows[page.limit - 1]
+    if len(rows) > query.limit:
+        last = rows[query.limit - 1]
         nxt = encode_cursor(serialize_bookmark(Marker((last["created_at"], last["id"]), False)))
     # five times faster than pydantic_core.to_json on these rows, the same bytes; a test compares every
     # item with GET /enterprises/{id}

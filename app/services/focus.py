@@ -86,13 +86,14 @@ LEFT JOIN LATERAL (
   WHERE i.enterprise_id = {eid} AND i.region_code LIKE {pattern} AND i.kind = 'complaint'
    AND i.conclusion = 'issues_found') cp ON true
 LEFT JOIN LATERAL (
-  SELECT coalesce(jsonb_agg(jsonb_build_array(f.criterion, f.reason) ORDER BY f.criterion), '[]') AS flags
+  SELECT jsonb_agg(jsonb_build_array(f.criterion, f.reason) ORDER BY f.criterion) AS flags
   FROM enterprise_key_flag f WHERE f.enterprise_id = {eid} AND f.region_code LIKE {pattern}) mf ON true
 ) {alias} ON true"""
 
 # A key enterprise is one with a computed or a manual flag: the facts of FACTS_LATERAL (as ``{alias}``).
+# No manual flag is NULL ``flags``, in FACTS_LATERAL and in KEPT_AS_FACTS alike.
 KEY_EXPR = ("({a}.unlicensed OR coalesce({a}.ok = 'false', false) OR {a}.checks > 0 OR {a}.cases > 0"
-            " OR {a}.complaints > 0 OR coalesce({a}.flags <> '[]'::jsonb, false))")
+            " OR {a}.complaints > 0 OR {a}.flags IS NOT NULL)")
 
 # The kept facts of an enterprise (``kf``, table enterprise_key_facts, migration 0020) as the columns of
 # FACTS_LATERAL, for the day ``{day}`` and the two-year window from ``{since}``: the one mapping from
@@ -107,13 +108,12 @@ FROM (SELECT count(*) AS checks, sum(t.n) AS samples
 ) {alias} ON true"""
 
 
-def key_filter(params: SqlParams, facts: Mapping[str, Any] | None = None) -> tuple[str, str]:
+def key_filter(params: SqlParams, facts: Mapping[str, Any]) -> tuple[str, str]:
     """Whether the enterprise ``e`` of a statement is a key enterprise for the caller it is built for
     (``params``), as the joins and the condition to put in it: from its kept facts where they serve
     every caller (``uniform``, as in page_flags), from its records (FACTS_LATERAL) where they do not or
-    none are kept. Either way KEY_EXPR decides. ``facts``: facts_parameters(), when the statement has
-    them already (one day for all its parts)."""
-    facts = facts or facts_parameters()
+    none are kept. Either way KEY_EXPR decides. ``facts``: the statement's facts_parameters() (one day
+    for all its parts)."""
     pattern, day, since = params.region_pattern(), params.add(facts["day"]), params.add(facts["since"])
     joins = ("LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = e.id "
              + KEPT_AS_FACTS.format(day=day, since=since, alias="kk"))
@@ -171,7 +171,7 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
     """The flags of one enterprise from its FACTS_LATERAL row: computed and manual, criterion by
     criterion, each ``{criterion, reason, source}`` (the shape of KeyFlagPublic)."""
     auto = _auto_reasons(row, since)
-    manual = row["flags"] or ()  # (none is NULL in the kept facts: nothing for the driver to decode)
+    manual = row["flags"] or ()  # none is NULL (KEY_EXPR): nothing for the driver to decode
     if isinstance(manual, str):  # jsonb as text, on a connection without the json codec
         manual = json.loads(manual)
     out: list[dict[str, str]] = []
@@ -189,12 +189,11 @@ def flags_from_facts(row: Mapping[Any, Any], since: date) -> list[dict[str, str]
 # Kept facts serve every caller only when ``uniform`` (all the enterprise's records lie in its own
 # region); for the other rows, and rows with none kept yet, page_flags computes the flags from the
 # records through the caller's jurisdiction.
-def with_kept_facts(page_sql: str, params: SqlParams, facts: Mapping[str, Any] | None = None) -> str:
+def with_kept_facts(page_sql: str, params: SqlParams, facts: Mapping[str, Any]) -> str:
     """``page_sql`` (a statement of enterprise rows with ``id``, ``created_at``, already cut to its page)
     with each row's kept facts beside it, in the same order (``params``: the page's). They are joined
     once the page is cut: inside it their estimated cost made PostgreSQL plan a parallel worker for the
     q search (8 ms to start one for a 1 ms query). ``facts`` as for key_filter."""
-    facts = facts or facts_parameters()
     return (f"SELECT p.*, kf.uniform AS kf_uniform, kk.* FROM ({page_sql}) p"  # noqa: S608 - constant fragments
             " LEFT JOIN enterprise_key_facts kf ON kf.enterprise_id = p.id "
             + KEPT_AS_FACTS.format(day=params.add(facts["day"]), since=params.add(facts["since"]), alias="kk")
@@ -202,11 +201,10 @@ def with_kept_facts(page_sql: str, params: SqlParams, facts: Mapping[str, Any] |
 
 
 async def page_flags(session: AsyncSession, rows: list[Any], scope: Scope,
-                     facts: Mapping[str, Any] | None = None) -> list[list[dict[str, str]]]:
+                     facts: Mapping[str, Any]) -> list[list[dict[str, str]]]:
     """The flags of each row of a page read through ``with_kept_facts``: from the kept facts where they
     serve every caller, from the records (flags_of, one statement) for the others. ``facts``: those the
     page's statement was built with, so that its counts and the reasons quote the same window."""
-    facts = facts or facts_parameters()
     live = await flags_of(session, [row["id"] for row in rows if not row["kf_uniform"]], scope, facts)
     since = facts["since"].date()
     return [flags_from_facts(row, since) if row["kf_uniform"] else live.get(row["id"], []) for row in rows]

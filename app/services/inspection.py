@@ -339,13 +339,13 @@ async def _each(session: AsyncSession, scope: Scope, parsed: list[InspectionCrea
     (a database error rejects that item alone), else all added to the session, where a database error
     is the caller's to handle. A later item with an id created here replays it."""
     results: list[BatchItemResult] = []
+    write = create_or_replay if one_by_one else create
     for p in parsed:
         if isinstance(p, BatchItemResult):
             results.append(p)
             continue
         try:
             try:
-                write = create_or_replay if one_by_one else create
                 ins, created = await write(session, scope=scope, data=p, lookups=lookups)
             except DBAPIError as exc:
                 if not one_by_one:

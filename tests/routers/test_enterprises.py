@@ -8,11 +8,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app.models.enterprise import EnterpriseSize
-from app.pagination import PageParams
 from app.scope import Scope
 from app.services import uscc
-from app.services.enterprise import list_statement
+from app.services.enterprise import EnterpriseListQuery, list_statement
+from app.services.focus import facts_parameters
 from tests.conftest import bearer, user_token
 
 VALID = uscc.make("91330106MA2B0XK79")  # check character computed: C
@@ -275,12 +274,7 @@ def test_the_list_keeps_one_plan_only_where_the_best_plan_does_not_depend_on_the
     every value. For a rare name fragment a reused plan walked the whole table (6 req/s on the large set),
     so a name, a category, a prefix or `key` keep the LIMIT a parameter and are planned for their values."""
     scope = Scope(principal_id=uuid.uuid4(), principal_type="user", username="x", region_code=caller)
-    args: dict[str, Any] = {"region": None, "category": None, "licensed": None, "key": None, "size": None, "q": None}
-    cursor = filters.pop("cursor", None)
-    args.update(filters)
-    if isinstance(args["size"], str):
-        args["size"] = EnterpriseSize(args["size"])
-    sql, params = list_statement(scope=scope, page=PageParams(limit=20, cursor=cursor), **args)
+    sql, params = list_statement(scope=scope, query=EnterpriseListQuery(limit=20, **filters), facts=facts_parameters())
     page = sql.split(") p LEFT JOIN", 1)[0]  # the page, before the kept facts are joined
     assert page.endswith("LIMIT 21") is one_plan, page[-60:]
     if not one_plan:
