@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -146,12 +147,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI answers a JSON body that is not UTF-8 with a bare 400 and malformed JSON with a 422:
+            # one rule for clients, a body that cannot be read is invalid input
+            return await _validation(request, RequestValidationError([
+                {"loc": ("body",), "msg": "the body is not UTF-8 encoded JSON", "type": "json_invalid"}]))
         code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route or resource at {request.url.path}"
-        err = AppError(detail, code=code, title=title, status=exc.status_code,
-                       headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        err = AppError(detail, code=code, title=title, status=exc.status_code, headers=headers)
         return problem_response(request, err)
 
     @app.exception_handler(Exception)
@@ -162,6 +170,19 @@ def install_error_handlers(app: FastAPI) -> None:
                        code="internal_error", title="Internal server error", status=500,
                        headers={"X-Request-ID": request_id} if request_id else None)
         return problem_response(request, err)
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Starlette's 405 names only the first
+    route whose path matched, and each method of a resource here is a route of its own (RFC 9110
+    §15.5.6: Allow lists the methods the resource supports). Asked of each top-level route through
+    its public ``matches``: FastAPI nests included routers in groups of its own."""
+    routes = request.app.router.routes
+    return [method for method in HTTP_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

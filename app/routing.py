@@ -173,8 +173,12 @@ class AppRoute(APIRoute):
                 parameters.append(parameter)
         if parameters:
             extra["parameters"] = parameters
-        if declared and 422 not in self.responses and "422" not in self.responses:
-            self.responses = {**self.responses, **problem_responses(422)}  # as FastAPI adds for its own
+        # the problems these conventions answer with, where the route did not list them itself: a bad
+        # parameter of a query model (FastAPI documents its own), a concurrent repeat of a create and a
+        # reused key, a stale or missing If-Match
+        self._document_problems(*([422] if declared else []),
+                                *([409, 422] if is_idempotent_create(self) else []),
+                                *([412, 428] if needs_if_match(self) else []))
         security = _declared(self.dependant, "openapi_security")
         if security and not _has_security_dependency(self.dependant):
             extra.setdefault("security", security)
@@ -183,6 +187,11 @@ class AppRoute(APIRoute):
         self.replay_redact: tuple[str, ...] = tuple((self.openapi_extra or {}).get("x-replay-omits", ()))
         reads_only = (self.methods or set()) <= {"GET", "HEAD"}
         self.autocommit = bool(getattr(self.endpoint, "autocommit_reads", False)) and reads_only
+
+    def _document_problems(self, *statuses: int) -> None:
+        missing = [s for s in dict.fromkeys(statuses) if s not in self.responses and str(s) not in self.responses]
+        if missing:
+            self.responses = {**self.responses, **problem_responses(*missing)}
 
     def get_route_handler(self) -> Handler:
         inner = super().get_route_handler()

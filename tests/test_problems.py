@@ -37,7 +37,20 @@ async def test_unknown_route_is_a_404_problem(client):
 async def test_wrong_method_is_a_405_problem(client, admin_token):
     r = await client.delete("/api/v1/regions", headers=bearer(admin_token))
     assert_problem(r, 405, "method_not_allowed")
-    assert "GET" in r.headers.get("allow", "")
+    assert r.headers["allow"] == "GET"
+
+
+@pytest.mark.parametrize(("path", "allow"), [
+    ("/api/v1/enterprises", "GET, POST"),
+    (f"/api/v1/enterprises/{uuid.uuid4()}", "GET, PATCH"),
+    (f"/api/v1/inspections/{uuid.uuid4()}/attachments", "GET, POST"),
+])
+async def test_a_405_allows_every_method_of_the_resource(client, admin_token, path, allow):
+    # each method is a route of its own: Starlette's 405 named only the first route that matched
+    for method in ("OPTIONS", "PUT", "DELETE"):
+        r = await client.request(method, path, headers=bearer(admin_token))
+        assert_problem(r, 405, "method_not_allowed")
+        assert r.headers["allow"] == allow, (method, path)
 
 
 async def test_invalid_body_is_a_422_problem_listing_each_error(client, admin_token):
@@ -62,6 +75,14 @@ async def test_malformed_json_is_a_422_problem(client, admin_token):
                           content=b"{not json")
     body = assert_problem(r, 422, "validation_error")
     assert body["errors"]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe7", b'{"username": "\xe9t\xe9"}'])
+async def test_a_body_that_is_not_utf8_is_a_422_problem_like_malformed_json(client, admin_token, content):
+    r = await client.post("/api/v1/users", headers={**bearer(admin_token), "content-type": "application/json"},
+                          content=content)
+    body = assert_problem(r, 422, "validation_error")  # FastAPI's own answer was a bare 400
+    assert body["errors"] == [{"loc": ["body"], "msg": "the body is not UTF-8 encoded JSON", "type": "json_invalid"}]
 
 
 async def test_invalid_query_parameter_is_a_422_problem(client, admin_token):

@@ -91,6 +91,23 @@ async def test_openapi_documents_problems_and_idempotency_keys(client):
         "/api/v1/auth/token")
 
 
+async def test_every_create_and_every_change_documents_the_problems_of_its_headers(client):
+    # a client codes its retries from these: a concurrent repeat of a create (409), a reused key (422),
+    # a stale or missing If-Match (412, 428); four creates did not list their 409
+    spec = (await client.get("/openapi.json")).json()
+    creates = changes = 0
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            names = {p["name"].lower() for p in op.get("parameters", [])}
+            if "idempotency-key" in names:
+                creates += 1
+                assert {"409", "422"} <= set(op["responses"]), (method, path)
+            if "if-match" in names:
+                changes += 1
+                assert {"412", "428"} <= set(op["responses"]), (method, path)
+    assert creates > 10 and changes > 10
+
+
 async def test_a_worker_freezes_what_it_holds_at_start_up_out_of_the_collectors_sight(live_app):
     # full collections walking the start-up heap were the tail of the latency under load
     gc.unfreeze()
