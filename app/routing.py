@@ -101,7 +101,7 @@ def is_idempotent_create(route: APIRoute) -> bool:
 
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S"},
     "description": "Repeat-safe create: the same key and body replay the first response for 30 days; "
                    "another body is 422 `idempotency_key_reused`, a concurrent repeat 409.",
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
@@ -15,6 +16,8 @@ from sqlmodel import Field, SQLModel
 
 from app.models.common import RegionCode, RegionOwned, tz_field, utcnow
 
+# a target: a share of producers, samples or cases
+Fraction = Annotated[float, PField(ge=0, le=1)]
 
 class TargetKey(StrEnum):
     archive_coverage = "archive_coverage"
@@ -140,7 +143,7 @@ class CampaignCreate(BaseModel):
     ends_on: date | None = None
     key_categories: list[str] = PField(min_length=1, max_length=100,
                                        description="category codes; their sub-products are included")
-    targets: dict[TargetKey, float] = PField(default_factory=dict,
+    targets: dict[TargetKey, Fraction] = PField(default_factory=dict,
                                              description="national targets (fractions 0..1); unset keys take "
                                                          "the defaults of DOMAIN.md §4")
 
@@ -148,8 +151,6 @@ class CampaignCreate(BaseModel):
     def _period(self) -> CampaignCreate:
         if self.ends_on is not None and self.ends_on < self.starts_on:
             raise ValueError("ends_on is before starts_on")
-        if any(not 0 <= v <= 1 for v in self.targets.values()):
-            raise ValueError("targets are fractions between 0 and 1")
         return self
 
 
@@ -157,13 +158,7 @@ class TargetsSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     region_code: RegionCode
-    targets: dict[TargetKey, float] = PField(min_length=1)
-
-    @model_validator(mode="after")
-    def _fractions(self) -> TargetsSet:
-        if any(not 0 <= v <= 1 for v in self.targets.values()):
-            raise ValueError("targets are fractions between 0 and 1")
-        return self
+    targets: dict[TargetKey, Fraction] = PField(min_length=1)
 
 
 class CampaignPublic(BaseModel):

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import StringConstraints, field_validator
+from pydantic import StringConstraints, WithJsonSchema, field_validator
 from sqlalchemy import BigInteger, Column, Computed, DateTime, Integer, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
@@ -187,6 +187,11 @@ class License(RegionOwned, SQLModel, table=True):
     updated_at: datetime = tz_field(default_factory=utcnow)
 
 
+# A licence number as parse_number (app/services/license.py) reads it: spaces around it and the case
+# of XK do not matter; a provincial number begins with the province's abbreviation in parentheses.
+NUMBER_PATTERN = r"^\s*(?:[(（][^()（）][)）])?[Xx][Kk][0-9]{2}-[0-9]{3}-[0-9]{5}\s*$"
+
+
 class LicenseCreate(SQLModel):
     model_config = SQLModelConfig(extra="forbid", json_schema_extra={"example": {
         "number": "(浙)XK05-001-00018", "enterprise_id": "6f1c2d9e-2b1a-4c55-9a59-7f0c1b1a2d3e",
@@ -194,12 +199,13 @@ class LicenseCreate(SQLModel):
         "issuer_level": "provincial"}})
 
     id: uuid.UUID | None = None
-    number: str = Field(min_length=14, max_length=32)
+    # the docs state the format; app.services.license.parse_number checks it, with its own 422 code
+    number: str = Field(min_length=14, max_length=32, schema_extra={"json_schema_extra": {"pattern": NUMBER_PATTERN}})
     enterprise_id: uuid.UUID
     category_code: str = Field(max_length=16)
     issued_on: date
     expires_on: date
-    issuer_level: Level
+    issuer_level: Annotated[Level, WithJsonSchema({"type": "string", "enum": [Level.national, Level.provincial]})]
 
     @field_validator("issuer_level")
     @classmethod

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 from sqlalchemy import BigInteger, Column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -15,6 +15,9 @@ from sqlmodel._compat import SQLModelConfig
 
 from app.models.case import CaseKind
 from app.models.common import PatchModel, RegionOwned, enum_column_type, tz_field, utcnow
+
+# a name or a user id, without the spaces around it
+OfficerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class InspectionKind(StrEnum):
@@ -92,7 +95,7 @@ class Inspection(RegionOwned, SQLModel, table=True):
 class InspectionBase(SQLModel):
     kind: InspectionKind
     inspected_at: datetime
-    officers: list[str] = Field(min_length=2, max_length=20, description="names or user ids; at least two")
+    officers: list[OfficerName] = Field(min_length=2, max_length=20, description="names or user ids; at least two")
     location: Location | None = None
     checks: Checks
     samples: list[Sample] = Field(default_factory=list, max_length=100)
@@ -108,13 +111,10 @@ class InspectionBase(SQLModel):
 
     @field_validator("officers")
     @classmethod
-    def _officers(cls, v: list[str]) -> list[str]:
-        cleaned = [o.strip() for o in v]
-        if any(not o or len(o) > 100 for o in cleaned):
-            raise ValueError("each officer is a non-empty name or user id of at most 100 characters")
-        if len(set(cleaned)) < 2:
+    def _officers(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) < 2:
             raise ValueError("an inspection needs at least two different officers")
-        return cleaned
+        return v
 
 
 class InspectionCreate(InspectionBase):
@@ -140,7 +140,7 @@ class InspectionUpdate(PatchModel):
 
     kind: InspectionKind | None = None
     inspected_at: datetime | None = None
-    officers: list[str] | None = Field(default=None, min_length=2, max_length=20)
+    officers: list[OfficerName] | None = Field(default=None, min_length=2, max_length=20)
     location: Location | None = None
     checks: Checks | None = None
     samples: list[Sample] | None = Field(default=None, max_length=100)

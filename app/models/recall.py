@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, model_validator
 from pydantic import Field as PField
 from sqlalchemy import ARRAY, BigInteger, Column, String
 from sqlalchemy.dialects.postgresql import JSONB
@@ -18,6 +18,18 @@ from app.models.common import RegionCode, RegionOwned, StrictPatch, enum_column_
 
 MAX_UNITS = 10**12
 
+
+
+
+def _not_blank(v: str) -> str:
+    if not v.strip():
+        raise ValueError("a batch is a non-blank identifier")
+    return v
+
+
+# a production batch as the producer numbers it (the docs state "not blank" as a pattern)
+BatchId = Annotated[str, StringConstraints(max_length=100), AfterValidator(_not_blank),
+                    PField(json_schema_extra={"pattern": r"\S"})]
 
 class RecallMode(StrEnum):
     ordered = "ordered"      # 责令召回
@@ -107,7 +119,7 @@ class RecallCreate(Strict):
     case_id: uuid.UUID | None = PField(default=None, description="the case that ordered it")
     inspection_id: uuid.UUID | None = PField(default=None, description="the spot check that found the hazard")
     product: str = PField(min_length=1, max_length=200)
-    batches: list[str] = PField(min_length=1, max_length=200)
+    batches: list[BatchId] = PField(min_length=1, max_length=200, json_schema_extra={"uniqueItems": True})
     hazard: str = PField(min_length=1, max_length=4000)
     mode: RecallMode
     units_made: int = PField(ge=1, le=MAX_UNITS)
@@ -117,8 +129,8 @@ class RecallCreate(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> RecallCreate:
-        if len(set(self.batches)) != len(self.batches) or any(not b.strip() or len(b) > 100 for b in self.batches):
-            raise ValueError("batches must be distinct, non-empty identifiers of at most 100 characters")
+        if len(set(self.batches)) != len(self.batches):
+            raise ValueError("batches must be distinct")
         _check_units(self.units_made, self.units_sold, self.distribution, self.batches)
         return self
 

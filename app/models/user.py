@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import WithJsonSchema, field_validator
 from sqlalchemy import Column, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
@@ -28,6 +29,8 @@ SERVICE_SCOPES = (
     "enterprises:read", "inspections:read", "cases:read", "notifications:read", "recalls:read",
     "reports:read", "events:read", "regions:read",
 )
+# the docs list the scopes; the validator below names the unknown ones in its 422
+ScopeName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(SERVICE_SCOPES)})]
 
 
 def _roles_column() -> Column[list[str]]:
@@ -123,7 +126,7 @@ class ServiceAccountCreate(SQLModel):
 
     name: str = Field(min_length=1, max_length=128)
     region_code: RegionCode
-    scopes: list[str] = Field(min_length=1)
+    scopes: list[ScopeName] = Field(min_length=1)
     agency: Recipient | None = Field(default=None, description="the agency this client speaks for: it reads "
                                      "and acknowledges the 通报 addressed to that kind of recipient in its region, "
                                      "and its webhooks receive them")
@@ -141,7 +144,7 @@ class ServiceAccountUpdate(PatchModel):
     model_config = SQLModelConfig(extra="forbid", json_schema_extra={"example": {"active": False}})
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
-    scopes: list[str] | None = Field(default=None, min_length=1)
+    scopes: list[ScopeName] | None = Field(default=None, min_length=1)
     active: bool | None = None
 
     _known_scopes = field_validator("scopes")(ServiceAccountCreate._known_scopes.__func__)  # type: ignore[attr-defined]

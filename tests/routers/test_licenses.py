@@ -92,6 +92,15 @@ async def test_city_or_county_is_no_licence_issuer(client, admin_token):
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "issuer_level"]
 
 
+async def test_a_number_in_full_width_digits_is_no_licence_number(client, admin_token, connection):
+    # Python's \d took them; the docs' pattern (ECMA \d, ASCII) did not
+    e = await create_enterprise(client, admin_token)
+    r = await client.post("/api/v1/licenses", headers=bearer(admin_token),
+                          json=license_body(e, number="XK０５-００１-０００１８"))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_license_number"
+    assert (await connection.execute(text("SELECT count(*) FROM license"))).scalar_one() == 0
+
+
 async def test_category_must_be_in_the_tree(client, admin_token):
     e = await create_enterprise(client, admin_token)
     r = await client.post("/api/v1/licenses", headers=bearer(admin_token), json=license_body(e, category_code="99"))

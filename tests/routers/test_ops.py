@@ -108,6 +108,27 @@ async def test_every_create_and_every_change_documents_the_problems_of_its_heade
     assert creates > 10 and changes > 10
 
 
+async def test_the_docs_state_the_rules_the_service_checks(client):
+    # a client generated from the docs sends what the service takes: these the service refused
+    # although the schema allowed them (found by a schemathesis run)
+    spec = (await client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    scopes = schemas["ServiceAccountCreate"]["properties"]["scopes"]["items"]
+    assert "enterprises:read" in scopes["enum"] and "admin" not in scopes["enum"]
+    assert schemas["LicenseCreate"]["properties"]["issuer_level"]["enum"] == ["national", "provincial"]
+    pattern = re.compile(schemas["LicenseCreate"]["properties"]["number"]["pattern"])
+    assert pattern.search("（鄂）XK12-001-00018") and pattern.search(" xk12-001-00018")
+    assert not pattern.search("XK12-001-0001") and not pattern.search("XK１２-001-00018")
+    officer = schemas["InspectionCreate"]["properties"]["officers"]["items"]
+    assert (officer["minLength"], officer["maxLength"]) == (1, 100)
+    batches = schemas["RecallCreate"]["properties"]["batches"]
+    assert batches["uniqueItems"] and batches["items"]["pattern"] == r"\S"
+    assert schemas["TargetsSet"]["properties"]["targets"]["additionalProperties"] == {
+        "type": "number", "minimum": 0, "maximum": 1}
+    key = next(p for p in spec["paths"]["/api/v1/enterprises"]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["schema"]["minLength"] == 1
+
+
 async def test_a_worker_freezes_what_it_holds_at_start_up_out_of_the_collectors_sight(live_app):
     # full collections walking the start-up heap were the tail of the latency under load
     gc.unfreeze()

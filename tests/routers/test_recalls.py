@@ -109,7 +109,11 @@ async def test_the_total_caps_across_reports(client, b):
     ({"distribution": [{"region_code": HANGZHOU_SALES, "batch": "B7", "units_sold": 1000}]}, "validation_error"),
     ({"distribution": [{"region_code": "999999", "units_sold": 1000}]}, "unknown_region"),
     ({"units_made": 10, "units_sold": 20}, "validation_error"),
-], ids=["sold-over-made", "distribution-sum", "unknown-batch", "unknown-region", "made-under-sold"])
+    ({"batches": ["B1", " "]}, "validation_error"),
+    ({"batches": ["B1", "B1"]}, "validation_error"),
+    ({"batches": ["B1", "B" * 101]}, "validation_error"),
+], ids=["sold-over-made", "distribution-sum", "unknown-batch", "unknown-region", "made-under-sold", "blank-batch",
+        "same-batch-twice", "long-batch"])
 async def test_creating_inconsistent_units_is_422(client, b, connection, change, code):
     r = await client.post(URL, headers=bearer(b.officer), json=recall_body(b.enterprise, **change))
     assert_problem(r, 422, code)
