@@ -183,8 +183,11 @@ class AppRoute(APIRoute):
         if security and not _has_security_dependency(self.dependant):
             extra.setdefault("security", security)
         self.openapi_extra = extra or None
-        # Fields a stored create response must not keep (a secret is shown once, never replayed).
-        self.replay_redact: tuple[str, ...] = tuple((self.openapi_extra or {}).get("x-replay-omits", ()))
+        # Fields a stored create response must not keep (a secret is shown once, never replayed): the
+        # response model's ``replay_omits`` (whose docs then do not require them, app.models.common)
+        self.replay_redact: tuple[str, ...] = tuple(getattr(self.response_model, "replay_omits", ()))
+        if self.replay_redact:
+            self.openapi_extra = {**(self.openapi_extra or {}), "x-replay-omits": list(self.replay_redact)}
         reads_only = (self.methods or set()) <= {"GET", "HEAD"}
         self.autocommit = bool(getattr(self.endpoint, "autocommit_reads", False)) and reads_only
 

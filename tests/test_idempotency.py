@@ -86,6 +86,25 @@ async def test_same_key_on_another_create_endpoint_is_422_idempotency_key_reused
     assert r.json()["code"] == "idempotency_key_reused"
 
 
+async def test_a_replayed_create_leaves_out_the_secret_it_showed_once_and_the_docs_say_so(client, admin_token,
+                                                                                         connection):
+    body = {"name": "idem", "region_code": "330000", "scopes": ["enterprises:read"]}
+    first = await client.post("/api/v1/service-accounts", headers=keyed(admin_token, "k-secret"), json=body)
+    assert first.status_code == 201 and first.json()["client_secret"]
+    again = await client.post("/api/v1/service-accounts", headers=keyed(admin_token, "k-secret"), json=body)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == {k: v for k, v in first.json().items() if k != "client_secret"}
+    stored = await connection.execute(text(
+        "SELECT convert_from(response_body, 'UTF8') FROM idempotency_record WHERE key = 'k-secret'"))
+    assert first.json()["client_secret"] not in stored.scalar_one()
+    spec = (await client.get("/openapi.json")).json()
+    for model, field in (("ServiceAccountCreated", "client_secret"), ("WebhookCreated", "secret")):
+        schema = spec["components"]["schemas"][model]
+        assert field in schema["properties"] and field not in schema["required"] and "id" in schema["required"]
+    op = spec["paths"]["/api/v1/service-accounts"]["post"]
+    assert op["x-replay-omits"] == ["client_secret"]
+
+
 async def test_a_key_belongs_to_its_caller(client, admin_token, connection):
     other = await user_token(client, admin_token, username="idem.admin2", region_code="000000",
                              roles=["admin", "inspector"])

@@ -102,3 +102,15 @@ def enum_column_type(enum_cls: type[StrEnum]) -> Any:
 
     return SAEnum(enum_cls, native_enum=False, length=32, create_constraint=False,
                   values_callable=lambda e: [m.value for m in e])
+
+
+
+def unrequire_replay_omits(schema: dict[str, Any], model: type) -> None:
+    """``json_schema_extra`` of a create's response with ``replay_omits`` (a secret shown once): a replay
+    of the create (the same Idempotency-Key) leaves those fields out (app.routing.AppRoute reads
+    ``replay_omits``), so the docs do not require them."""
+    omits = getattr(model, "replay_omits", ())
+    schema["required"] = [f for f in schema.get("required", []) if f not in omits]
+    for f in omits:
+        schema["properties"][f]["description"] += (" Absent when a retry with the same Idempotency-Key "
+                                                   "replays the create.")

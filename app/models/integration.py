@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlmodel import Field, SQLModel
 
-from app.models.common import RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import RegionOwned, enum_column_type, tz_field, unrequire_replay_omits, utcnow
 
 
 class DeliveryStatus(StrEnum):
@@ -63,7 +64,10 @@ class WebhookPublic(BaseModel):
 
 
 class WebhookCreated(WebhookPublic):
-    secret: str = PField(description="HMAC-SHA256 key of the `X-Signature` header; shown once")
+    model_config = ConfigDict(json_schema_extra=unrequire_replay_omits)  # type: ignore[typeddict-item]
+    replay_omits: ClassVar[tuple[str, ...]] = ("secret",)
+
+    secret: str = PField(description="HMAC-SHA256 key of the `X-Signature` header; shown once.")
 
 
 class ReceiptBody(BaseModel):

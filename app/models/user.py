@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import WithJsonSchema, field_validator
 from sqlalchemy import Column, Index, String, text
@@ -22,6 +22,7 @@ from app.models.common import (
     Username,
     enum_column_type,
     tz_field,
+    unrequire_replay_omits,
     utcnow,
 )
 
@@ -164,4 +165,7 @@ class ServiceAccountPublic(SQLModel):
 
 
 class ServiceAccountCreated(ServiceAccountPublic):
+    model_config = SQLModelConfig(json_schema_extra=unrequire_replay_omits)  # type: ignore[typeddict-item]
+    replay_omits: ClassVar[tuple[str, ...]] = ("client_secret",)
+
     client_secret: str = Field(description="Shown once; only its hash is stored.")

@@ -85,8 +85,7 @@ async def list_webhooks(scope: ScopeDep, session: SessionDep, page: PageDep) -> 
 @router.post("/api/v1/webhooks", status_code=201, response_model=WebhookCreated,
              responses=problem_responses(401, 403, 409, 422), description=(
                  "Subscribe a machine client (a service account with an `agency`) to the 通报 addressed to its "
-                 "agency inside its region. The answer carries the signing `secret` once.\n\n" + SIGNING),
-             openapi_extra={"x-replay-omits": ["secret"]})
+                 "agency inside its region. The answer carries the signing `secret` once.\n\n" + SIGNING))
 async def subscribe(body: WebhookCreate, scope: ScopeDep, session: SessionDep, settings: SettingsDep,
                     response: Response) -> WebhookCreated:
     sub = await notification_service.subscribe(session, scope=scope, url=str(body.url), settings=settings)

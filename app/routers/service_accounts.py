@@ -17,8 +17,7 @@ from app.services import service_account as sa_service
 router = secured_router(machine_scope=None, prefix="/api/v1/service-accounts", tags=["service accounts"])
 
 
-@router.post("", status_code=201, response_model=ServiceAccountCreated, responses=problem_responses(401, 403, 422),
-             openapi_extra={"x-replay-omits": ["client_secret"]})
+@router.post("", status_code=201, response_model=ServiceAccountCreated, responses=problem_responses(401, 403, 422))
 async def create_service_account(body: ServiceAccountCreate, scope: ScopeDep, session: SessionDep,
                                  response: Response) -> ServiceAccountCreated:
     """Create a machine client; `client_secret` is in this response only (store it now): a replay of
