@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 from typing import Any
 
 from asgi_correlation_id import correlation_id
@@ -10,7 +12,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route or resource at {request.url.path}"
         headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
         err = AppError(detail, code=code, title=title, status=exc.status_code, headers=headers)
         return problem_response(request, err)
 
@@ -172,17 +173,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(request, err)
 
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at the request's path. Starlette's 405 names only the first
-    route whose path matched, and each method of a resource here is a route of its own (RFC 9110
-    §15.5.6: Allow lists the methods the resource supports). Asked of each top-level route through
-    its public ``matches``: FastAPI nests included routers in groups of its own."""
-    routes = request.app.router.routes
-    return [method for method in HTTP_METHODS
-            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+    """The methods the docs give the request's path (RFC 9110 §15.5.6: Allow lists the methods the
+    resource supports). Starlette's 405 names the methods of the first route whose path matched, and
+    each method of a resource here is a route of its own. A path the docs name word for word
+    (/inspections/batch) is that resource, not an id of a sibling template (/inspections/{inspection_id},
+    which the router also tries). Paths outside the docs keep Starlette's answer."""
+    path = request.scope["path"]
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    templates = [path] if path in paths else [t for t in paths if _template(t).fullmatch(path)]
+    return sorted({m.upper() for t in templates for m in paths[t] if m.upper() in HTTP_METHODS})
+
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+@functools.cache
+def _template(path: str) -> re.Pattern[str]:
+    return re.compile(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)))
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

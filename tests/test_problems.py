@@ -44,6 +44,8 @@ async def test_wrong_method_is_a_405_problem(client, admin_token):
     ("/api/v1/enterprises", "GET, POST"),
     (f"/api/v1/enterprises/{uuid.uuid4()}", "GET, PATCH"),
     (f"/api/v1/inspections/{uuid.uuid4()}/attachments", "GET, POST"),
+    ("/api/v1/inspections/batch", "POST"),  # not an inspection id of GET/PATCH /inspections/{inspection_id}
+    ("/api/v1/reports/oversight", "GET"),
 ])
 async def test_a_405_allows_every_method_of_the_resource(client, admin_token, path, allow):
     # each method is a route of its own: Starlette's 405 named only the first route that matched

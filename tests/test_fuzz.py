@@ -1,0 +1,135 @@
+"""Every operation of the API fed what schemathesis generates from its own docs, valid and invalid,
+as the national admin and as a county officer: no answer is a 500, and every answer has a documented
+status, content type and headers, a body its schema allows, and a 405 names every method of its path.
+
+The service runs here as in production (its lifespan, a pooled engine, the principal cache) on a
+database of its own, in a thread with its own event loop; schemathesis runs in a process of its own
+against it, with a fixed seed, so a run is repeatable. Its first run on the whole API found a 405
+naming one method of two, a non-UTF-8 body answered with an undocumented 400, creates without
+their 409, and a replayed create missing a field its docs required."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from app.config import get_settings
+from app.db import create_database_if_missing, drop_database
+from app.main import create_app
+from app.migrations import upgrade
+from tests.conftest import ADMIN_PASSWORD
+
+SCHEMATHESIS = Path(sys.executable).parent / "st"
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+          "response_schema_conformance,allow_header_conformance")
+# One worker: hypothesis describes its strategies by parsing their source, and CPython 3.11's parser
+# run from two threads at once fails now and then ("AST constructor recursion depth mismatch").
+# Left out: logging out and the token endpoint would end the run's own session (and trip the login
+# throttle). Not checked: a schema-valid request refused (business rules the schema cannot state:
+# an opaque cursor, a jurisdiction) and a missing body refused with a 412 before a 422 (RFC 9110
+# §13.2.1 lets a server evaluate preconditions before it reads the content).
+EXCLUDED_PATHS = r"/auth/(token|logout)$"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def service(database_url: str) -> Iterator[str]:
+    """The service on a fresh database of its own; yields its base URL."""
+    url = make_url(database_url).set(database=make_url(database_url).database + "_fuzz").render_as_string(
+        hide_password=False)
+    settings = get_settings().model_copy(update={"database_url": url})
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           access_log=False))
+    failed: list[BaseException] = []
+
+    async def run() -> None:
+        from app.cli import _load
+
+        await drop_database(url)
+        await create_database_if_missing(url)
+        await asyncio.to_thread(upgrade, url)
+        await _load(settings, url)
+        try:
+            await server.serve()
+        finally:
+            await drop_database(url)
+
+    def thread_main() -> None:
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported by the fixture, not lost in the thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=thread_main, name="fuzz-service", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        if failed:
+            raise failed[0]
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                break
+        threading.Event().wait(0.1)
+    else:
+        raise RuntimeError("the service did not come up")
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        if failed:
+            raise failed[0]
+
+
+def _token(base: str, username: str, password: str) -> str:
+    r = httpx.post(f"{base}/api/v1/auth/token", data={"grant_type": "password", "username": username,
+                                                      "password": password})
+    assert r.status_code == 200, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
+def _schemathesis(base: str, token: str, *args: str, workdir: Path) -> None:
+    # its working folder takes the replay files of what it found (`st replay <id>`)
+    run = subprocess.run(  # noqa: S603 - the venv's own schemathesis, arguments built here
+        [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--header", f"Authorization: Bearer {token}",
+         "--checks", CHECKS, "--exclude-path-regex", EXCLUDED_PATHS, "--seed", "20261129",
+         "--generation-database", "none", "--no-color", "--workers", "1", "--suppress-health-check", "all",
+         "--warnings", "off", *args],
+        capture_output=True, text=True, timeout=540, check=False, cwd=workdir)
+    out = run.stdout + run.stderr
+    failures = out[out.find("FAILURES"):] if "FAILURES" in out else out[-6000:]
+    assert run.returncode == 0, f"schemathesis found failures (replay files in {workdir}):\n{failures[:20000]}"
+    assert " passed" in out, out[-3000:]
+
+
+def test_every_operation_as_the_national_admin(service: str, tmp_path: Path) -> None:
+    _schemathesis(service, _token(service, "admin", ADMIN_PASSWORD), "--phases", "examples,coverage,fuzzing",
+                  "--max-examples", "15", workdir=tmp_path)
+
+
+def test_every_operation_as_a_county_officer(service: str, tmp_path: Path) -> None:
+    admin = _token(service, "admin", ADMIN_PASSWORD)
+    r = httpx.post(f"{service}/api/v1/users", headers={"Authorization": f"Bearer {admin}"},
+                   json={"username": "fuzz.officer", "password": "correct-horse-battery", "display_name": "fuzz",
+                         "region_code": "330106", "roles": ["officer", "inspector"]})
+    assert r.status_code == 201, r.text
+    _schemathesis(service, _token(service, "fuzz.officer", "correct-horse-battery"), "--phases", "fuzzing",
+                  "--max-examples", "10", workdir=tmp_path)
