@@ -149,10 +149,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-            # FastAPI answers a JSON body that is not UTF-8 with a bare 400 and malformed JSON with a 422:
-            # one rule for clients, a body that cannot be read is invalid input
+            # FastAPI answers a JSON body it cannot decode (json.loads reads UTF-8, -16 and -32) with a
+            # bare 400 and malformed JSON with a 422: one rule for clients, a body that cannot be read
+            # is invalid input
             return await _validation(request, RequestValidationError([
-                {"loc": ("body",), "msg": "the body is not UTF-8 encoded JSON", "type": "json_invalid"}]))
+                {"loc": ("body",), "msg": "the body cannot be decoded: send JSON in UTF-8", "type": "json_invalid"}]))
         code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
@@ -174,15 +175,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """The methods the docs give the request's path (RFC 9110 §15.5.6: Allow lists the methods the
-    resource supports). Starlette's 405 names the methods of the first route whose path matched, and
-    each method of a resource here is a route of its own. A path the docs name word for word
-    (/inspections/batch) is that resource, not an id of a sibling template (/inspections/{inspection_id},
-    which the router also tries). Paths outside the docs keep Starlette's answer."""
-    path = request.scope["path"]
+    """The methods the docs give the request's path, and HEAD with GET (RFC 9110 §15.5.6: Allow lists
+    the methods the resource supports). Starlette's 405 names the methods of the first route whose path
+    matched, and each method of a resource here is a route of its own. Of the documented paths that
+    match, those naming most segments word for word are the resource: /inspections/batch, not an id
+    of /inspections/{inspection_id}, which the router also tries. Paths outside the docs keep
+    Starlette's answer."""
+    root, path = request.scope.get("root_path", ""), request.scope["path"]
+    path = path[len(root):] if root and path.startswith(root) else path
     paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
-    templates = [path] if path in paths else [t for t in paths if _template(t).fullmatch(path)]
-    return sorted({m.upper() for t in templates for m in paths[t] if m.upper() in HTTP_METHODS})
+    matching = [t for t in paths if _template(t).fullmatch(path)]
+    literal = max((t.count("/") - t.count("{") for t in matching), default=0)
+    methods = {m.upper() for t in matching if t.count("/") - t.count("{") == literal
+               for m in paths[t] if m.upper() in HTTP_METHODS}
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))  # app.routing.HeadAsGet
 
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})

@@ -47,7 +47,7 @@ from app.routers import (
     service_accounts,
     users,
 )
-from app.routing import AppRoute
+from app.routing import AppRoute, HeadAsGet
 from app.workers import delivery, jobs
 
 DESCRIPTION = """
@@ -127,6 +127,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # collections were the tail of the latency under load (p99 of the enterprise list at 32
     # connections: ~150 ms before, ~60 ms after; bench/README.md). Freed objects are still freed by
     # reference counting.
+    app.openapi()  # built once here (about 1 s), not by the first 405 (app.errors.allowed_methods) or /docs
     gc.collect()
     gc.freeze()
     try:
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
         app.include_router(router)
     reg = metrics.registry()
     app.add_middleware(metrics.RequestMetrics, registry=reg)
+    app.add_middleware(HeadAsGet)
     app.add_route("/metrics", metrics.endpoint(reg), include_in_schema=False)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.concurrency import if_match_dependency
 from app.db import ConnectionLost, has_changes, request_session
@@ -187,6 +188,10 @@ class AppRoute(APIRoute):
         # response model's ``replay_omits`` (whose docs then do not require them, app.models.common)
         self.replay_redact: tuple[str, ...] = tuple(getattr(self.response_model, "replay_omits", ()))
         if self.replay_redact:
+            if set(self.replay_redact) & set(self.response_model.model_json_schema().get("required", ())):
+                raise TypeError(f"{self.response_model.__name__}: the fields a replay leaves out must not be "
+                                "required in its docs: model_config json_schema_extra=unrequire_replay_omits "
+                                "(app/models/common.py)")
             self.openapi_extra = {**(self.openapi_extra or {}), "x-replay-omits": list(self.replay_redact)}
         reads_only = (self.methods or set()) <= {"GET", "HEAD"}
         self.autocommit = bool(getattr(self.endpoint, "autocommit_reads", False)) and reads_only
@@ -234,3 +239,25 @@ class AppRoute(APIRoute):
                                              code="database_busy", headers={"Retry-After": "1"}) from exc
 
         return handler
+
+
+class HeadAsGet:
+    """HEAD is served by every GET route (RFC 9110 §9.3.2: the GET's status and headers, no content),
+    so a client reads an ETag before a PATCH, or checks that a record exists, without its body. FastAPI
+    routes serve only the methods they declare, and declaring HEAD on each would double the docs. The
+    route sees a GET; the body is dropped here, whatever the server does, and Content-Length kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_content(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_content)

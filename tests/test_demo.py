@@ -26,8 +26,8 @@ from tests.conftest import bearer, login
 SIZE = 400  # the default is 3,000; a smaller province keeps the test fast
 AS_OF = date(2026, 11, 28)
 CHECK_KEYS = {"licensed", "conditions_met", "standard_production", "no_safety_hazard", "no_fraud"}
-NATIONAL_NUMBER = re.compile(r"^XK\d{2}-\d{3}-\d{5}$")
-PROVINCIAL_NUMBER = re.compile(r"^（浙）XK\d{2}-\d{3}-\d{5}$")
+NATIONAL_NUMBER = re.compile(r"^XK[0-9]{2}-[0-9]{3}-[0-9]{5}$")
+PROVINCIAL_NUMBER = re.compile(r"^（浙）XK[0-9]{2}-[0-9]{3}-[0-9]{5}$")
 
 
 async def rows(conn: AsyncConnection, sql: str, **params: Any) -> list[Any]:

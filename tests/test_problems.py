@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.concurrency import IfMatchDep
+from app.models.common import unrequire_replay_omits
 from app.routers import secured_router
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 
@@ -37,15 +39,16 @@ async def test_unknown_route_is_a_404_problem(client):
 async def test_wrong_method_is_a_405_problem(client, admin_token):
     r = await client.delete("/api/v1/regions", headers=bearer(admin_token))
     assert_problem(r, 405, "method_not_allowed")
-    assert r.headers["allow"] == "GET"
+    assert r.headers["allow"] == "GET, HEAD"
 
 
 @pytest.mark.parametrize(("path", "allow"), [
-    ("/api/v1/enterprises", "GET, POST"),
-    (f"/api/v1/enterprises/{uuid.uuid4()}", "GET, PATCH"),
-    (f"/api/v1/inspections/{uuid.uuid4()}/attachments", "GET, POST"),
+    ("/api/v1/enterprises", "GET, HEAD, POST"),
+    (f"/api/v1/enterprises/{uuid.uuid4()}", "GET, HEAD, PATCH"),
+    (f"/api/v1/inspections/{uuid.uuid4()}/attachments", "GET, HEAD, POST"),
     ("/api/v1/inspections/batch", "POST"),  # not an inspection id of GET/PATCH /inspections/{inspection_id}
-    ("/api/v1/reports/oversight", "GET"),
+    ("/api/v1/reports/oversight", "GET, HEAD"),
+    (f"/api/v1/supervisions/{uuid.uuid4()}/actions/close", "POST"),  # .../actions/{action}, one literal less
 ])
 async def test_a_405_allows_every_method_of_the_resource(client, admin_token, path, allow):
     # each method is a route of its own: Starlette's 405 named only the first route that matched
@@ -80,11 +83,12 @@ async def test_malformed_json_is_a_422_problem(client, admin_token):
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe7", b'{"username": "\xe9t\xe9"}'])
-async def test_a_body_that_is_not_utf8_is_a_422_problem_like_malformed_json(client, admin_token, content):
+async def test_a_body_that_cannot_be_decoded_is_a_422_problem_like_malformed_json(client, admin_token, content):
     r = await client.post("/api/v1/users", headers={**bearer(admin_token), "content-type": "application/json"},
                           content=content)
     body = assert_problem(r, 422, "validation_error")  # FastAPI's own answer was a bare 400
-    assert body["errors"] == [{"loc": ["body"], "msg": "the body is not UTF-8 encoded JSON", "type": "json_invalid"}]
+    assert body["errors"] == [{"loc": ["body"], "msg": "the body cannot be decoded: send JSON in UTF-8",
+                               "type": "json_invalid"}]
 
 
 async def test_invalid_query_parameter_is_a_422_problem(client, admin_token):
@@ -346,3 +350,24 @@ async def test_a_request_that_meets_a_lost_database_connection_is_503_and_the_ne
         assert r.headers["retry-after"] == "1"
         r = await live_client.get(path, headers=bearer(token))
         assert r.status_code == 200, r.text
+
+
+def test_a_create_whose_replay_leaves_out_a_field_its_docs_require_cannot_be_declared():
+    """A client validating a replayed create against the docs would reject it (schemathesis did)."""
+    class Shown(BaseModel):
+        id: str
+        secret: str
+        replay_omits: ClassVar[tuple[str, ...]] = ("secret",)
+
+    class Documented(Shown):
+        model_config = ConfigDict(json_schema_extra=unrequire_replay_omits)  # type: ignore[typeddict-item]
+
+    router = secured_router(machine_scope=None)
+
+    async def create() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(TypeError, match="unrequire_replay_omits"):
+        router.add_api_route("/things", create, methods=["POST"], status_code=201, response_model=Shown)
+    router.add_api_route("/things", create, methods=["POST"], status_code=201, response_model=Documented)
+    assert router.routes[-1].replay_redact == ("secret",)  # type: ignore[attr-defined]

@@ -112,5 +112,6 @@ def unrequire_replay_omits(schema: dict[str, Any], model: type) -> None:
     omits = getattr(model, "replay_omits", ())
     schema["required"] = [f for f in schema.get("required", []) if f not in omits]
     for f in omits:
-        schema["properties"][f]["description"] += (" Absent when a retry with the same Idempotency-Key "
-                                                   "replays the create.")
+        field = schema["properties"][f]
+        field["description"] = (field.get("description", "") + " Absent when a retry with the same "
+                                "Idempotency-Key replays the create.").strip()

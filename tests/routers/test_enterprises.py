@@ -138,6 +138,24 @@ async def test_county_inspector_is_confined_to_its_county(client, admin_token, c
     assert await count(connection, "region_code = '330102'") == 1
 
 
+async def test_head_answers_as_get_without_the_body_within_the_jurisdiction(client, admin_token):
+    # an ETag before a PATCH without the record, or whether a record exists (RFC 9110: HEAD with GET)
+    other = await create(client, admin_token, code=uscc.make("91330102MA2B0XK71"), region_code="330102",
+                         name="上城区某电器厂")
+    mine = await create(client, admin_token)
+    h = bearer(await user_token(client, admin_token, username="xh.insp", region_code="330106", roles=["inspector"]))
+    for path in (f"/api/v1/enterprises/{mine['id']}", "/api/v1/enterprises?limit=5"):
+        got, head = await client.get(path, headers=h), await client.head(path, headers=h)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head.headers["content-length"] == str(len(got.content)) and got.content, path
+        assert head.headers.get("etag") == got.headers.get("etag"), path
+    assert (await client.head(f"/api/v1/enterprises/{mine['id']}", headers=h)).headers["etag"] == '"1"'
+    assert (await client.head(f"/api/v1/enterprises/{other['id']}", headers=h)).status_code == 404
+    assert (await client.head(f"/api/v1/enterprises/{mine['id']}")).status_code == 401
+    r = await client.head("/api/v1/auth/token")  # a POST-only resource
+    assert (r.status_code, r.headers["allow"], r.content) == (405, "POST", b"")
+
+
 async def test_leaders_read_but_do_not_write_archives(client, admin_token):
     leader = await user_token(client, admin_token, username="xh.leader", region_code="330106", roles=["leader"])
     r = await client.post("/api/v1/enterprises", headers=bearer(leader), json=body())
