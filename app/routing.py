@@ -3,6 +3,7 @@ sent, database constraint errors turned into problems, and Idempotency-Key handl
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Coroutine
@@ -17,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.concurrency import if_match_dependency
+from app.concurrency import if_match_dependency, require_if_match
 from app.db import ConnectionLost, has_changes, request_session
 from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable, problem_responses
 from app.services import idempotency
@@ -123,12 +124,17 @@ def needs_if_match(route: APIRoute) -> bool:
 
 def _depends_on(endpoint: Any, dependency: Any) -> bool:
     """The endpoint takes a parameter whose Annotated metadata is ``Depends(dependency)``."""
+    return _parameter_depending_on(endpoint, dependency) is not None
+
+
+def _parameter_depending_on(endpoint: Any, dependency: Any) -> str | None:
+    """The endpoint's parameter whose Annotated metadata is ``Depends(dependency)``."""
     hints = typing.get_type_hints(endpoint, include_extras=True)
     for name in inspect.signature(endpoint).parameters:
         for meta in typing.get_args(hints.get(name, None))[1:]:
             if getattr(meta, "dependency", None) is dependency:
-                return True
-    return False
+                return name
+    return None
 
 
 def _declared(dependant: Dependant, attribute: str) -> list[Any]:
@@ -152,9 +158,25 @@ def _has_security_dependency(dependant: Dependant) -> bool:
     return any(isinstance(sub.call, SecurityBase) or _has_security_dependency(sub) for sub in dependant.dependencies)
 
 
+def _checking_if_match(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint``, which answers a missing or malformed If-Match (app.concurrency.require_if_match) once
+    FastAPI has validated the request, before it runs. FastAPI reads the signature and the type hints
+    through functools.wraps (inspect.unwrap)."""
+    name = _parameter_depending_on(endpoint, if_match_dependency)
+    if name is None or not inspect.iscoroutinefunction(endpoint):
+        return endpoint
+
+    @functools.wraps(endpoint)
+    async def checked(*args: Any, **kwargs: Any) -> Any:
+        require_if_match(kwargs[name])
+        return await endpoint(*args, **kwargs)
+
+    return checked
+
+
 class AppRoute(APIRoute):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _checking_if_match(endpoint), **kwargs)
         if needs_if_match(self) and not _depends_on(self.endpoint, if_match_dependency):
             # optimistic concurrency cannot be forgotten: a new PATCH or action without it does not start
             raise TypeError(f"{sorted(self.methods or [])} {self.path} changes a versioned resource: it must "

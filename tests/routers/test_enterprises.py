@@ -12,7 +12,7 @@ from app.scope import Scope
 from app.services import uscc
 from app.services.enterprise import EnterpriseListQuery, list_statement
 from app.services.focus import facts_parameters
-from tests.conftest import bearer, user_token
+from tests.conftest import assert_problem, bearer, user_token
 
 VALID = uscc.make("91330106MA2B0XK79")  # check character computed: C
 WRONG_CHECK = VALID[:17] + ("0" if VALID[17] != "0" else "1")
@@ -207,6 +207,27 @@ async def test_patch_needs_if_match_and_refuses_stale_versions(client, admin_tok
     for forbidden in ({"uscc": VALID}, {"region_code": "330102"}, {"licensed": True}, {"name": None}):
         r = await client.patch(url, headers=h | {"If-Match": '"2"'}, json=forbidden)
         assert r.status_code == 422, forbidden
+
+
+async def test_a_missing_or_malformed_if_match_is_answered_after_the_path_and_the_body(client, admin_token,
+                                                                                       connection):
+    # FastAPI runs dependencies before it validates the path and the body: the If-Match dependency's 428
+    # hid the 422 of a bad id (PATCH /inspections/batch) or body; app.routing.AppRoute now answers
+    # the header only once the request is otherwise valid
+    e = await create(client, admin_token)
+    url, h = f"/api/v1/enterprises/{e['id']}", bearer(admin_token)
+    for headers in (h, h | {"If-Match": "v1"}):
+        assert_problem(await client.patch("/api/v1/inspections/batch", headers=headers, json={}),
+                       422, "validation_error")
+        assert_problem(await client.patch(url, headers=headers, json={"size": "huge"}), 422, "validation_error")
+        assert_problem(await client.post(f"/api/v1/cases/{uuid.uuid4()}/actions/no_such_action", headers=headers),
+                       404, "not_found")
+    assert_problem(await client.patch(url, headers=h, json={"size": "large"}), 428, "precondition_required")
+    assert_problem(await client.patch(url, headers=h | {"If-Match": "v1"}, json={"size": "large"}),
+                   412, "precondition_failed")
+    assert_problem(await client.patch(f"/api/v1/enterprises/{uuid.uuid4()}", headers=h, json={"size": "large"}),
+                   428, "precondition_required")  # the header is still answered before the record is read
+    assert await count(connection, "size = 'large'") == 0
 
 
 def _b64(bookmark: str) -> str:

@@ -49,7 +49,8 @@ async def test_metrics_label_requests_by_route_template_and_status_class(client,
     after = (await client.get("/metrics")).text
     one = {"handler": "/api/v1/enterprises/{enterprise_id}", "method": "GET", "status": "4xx"}
     assert count(after, **one) == count(before, **one) + 1
-    assert count(after, handler="none", status="4xx") == count(before, handler="none", status="4xx") + 1
+    none = {"handler": "none", "method": "GET", "status": "4xx"}  # count() reads the first series matching
+    assert count(after, **none) == count(before, **none) + 1
     assert "00000000-0000-4000" not in after and "/no/such/path" not in after
     assert count(after, handler="/metrics") == 0
     # a made-up method is counted as "other", so clients cannot add series
