@@ -19,6 +19,7 @@ from app.models.common import RegionCode, RegionOwned, tz_field, utcnow
 # a target: a share of producers, samples or cases
 Fraction = Annotated[float, PField(ge=0, le=1)]
 
+
 class TargetKey(StrEnum):
     archive_coverage = "archive_coverage"
     conditions_compliance = "conditions_compliance"

@@ -104,7 +104,6 @@ def enum_column_type(enum_cls: type[StrEnum]) -> Any:
                   values_callable=lambda e: [m.value for m in e])
 
 
-
 def unrequire_replay_omits(schema: dict[str, Any], model: type) -> None:
     """``json_schema_extra`` of a create's response with ``replay_omits`` (a secret shown once): a replay
     of the create (the same Idempotency-Key) leaves those fields out (app.routing.AppRoute reads

@@ -19,8 +19,6 @@ from app.models.common import RegionCode, RegionOwned, StrictPatch, enum_column_
 MAX_UNITS = 10**12
 
 
-
-
 def _not_blank(v: str) -> str:
     if not v.strip():
         raise ValueError("a batch is a non-blank identifier")
@@ -30,6 +28,7 @@ def _not_blank(v: str) -> str:
 # a production batch as the producer numbers it (the docs state "not blank" as a pattern)
 BatchId = Annotated[str, StringConstraints(max_length=100), AfterValidator(_not_blank),
                     PField(json_schema_extra={"pattern": r"\S"})]
+
 
 class RecallMode(StrEnum):
     ordered = "ordered"      # 责令召回
