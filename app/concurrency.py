@@ -51,8 +51,8 @@ MISSING, MALFORMED = -2, -3  # no If-Match; one that is no ETag of ours
 
 
 def check_version(current: int, expected: int, *, current_body: object | None = None) -> None:
-    """412 when the client changed a stale copy; the body shows the server's copy."""
-    require_if_match(expected)  # the route class has done so already; a route outside it has not
+    """412 when the client changed a stale copy; the body shows the server's copy. ``expected`` is never
+    MISSING or MALFORMED: AppRoute, which every route is (app.main), answered those before the endpoint."""
     if expected != ANY_VERSION and current != expected:
         extra: dict[str, object] = {"current_version": current}
         if current_body is not None:

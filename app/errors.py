@@ -185,13 +185,13 @@ def allowed_methods(request: Request) -> list[str]:
     path = path[len(root):] if root and path.startswith(root) else path
     paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
     matching = [t for t in paths if _template(t).fullmatch(path)]
-    literal = max((t.count("/") - t.count("{") for t in matching), default=0)
-    methods = {m.upper() for t in matching if t.count("/") - t.count("{") == literal
-               for m in paths[t] if m.upper() in HTTP_METHODS}
+    literal = max(map(_literal_segments, matching), default=0)
+    methods = {m.upper() for t in matching if _literal_segments(t) == literal for m in paths[t]}
     return sorted(methods | ({"HEAD"} if "GET" in methods else set()))  # app.routing.HeadAsGet
 
 
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+def _literal_segments(template: str) -> int:
+    return template.count("/") - template.count("{")
 
 
 @functools.cache

@@ -12,9 +12,10 @@ from typing import Any
 
 import asyncpg
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.principal_cache = PrincipalCache(max_age_seconds=settings.principal_cache_seconds)
     install_error_handlers(app)
     for router in ROUTERS_BY_TRAFFIC:
+        _require_app_routes(router)
         app.include_router(router)
     reg = metrics.registry()
     app.add_middleware(metrics.RequestMetrics, registry=reg)
@@ -185,6 +187,16 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _require_app_routes(router: APIRouter) -> None:
+    """Every route of the API is an AppRoute: the transaction committed before the response, database
+    errors as problems, Idempotency-Key, If-Match answered and required, the docs of all these. A router
+    made without app.routers' secured_router or open_router (a plain APIRouter) would skip them all."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and not isinstance(route, AppRoute):
+            raise TypeError(f"{sorted(route.methods or [])} {route.path} is no AppRoute: make its router with "
+                            "app.routers.secured_router or open_router")
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

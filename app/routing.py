@@ -122,11 +122,6 @@ def needs_if_match(route: APIRoute) -> bool:
     return "PATCH" in (route.methods or set()) or "/actions/" in route.path
 
 
-def _depends_on(endpoint: Any, dependency: Any) -> bool:
-    """The endpoint takes a parameter whose Annotated metadata is ``Depends(dependency)``."""
-    return _parameter_depending_on(endpoint, dependency) is not None
-
-
 def _parameter_depending_on(endpoint: Any, dependency: Any) -> str | None:
     """The endpoint's parameter whose Annotated metadata is ``Depends(dependency)``."""
     hints = typing.get_type_hints(endpoint, include_extras=True)
@@ -158,13 +153,12 @@ def _has_security_dependency(dependant: Dependant) -> bool:
     return any(isinstance(sub.call, SecurityBase) or _has_security_dependency(sub) for sub in dependant.dependencies)
 
 
-def _checking_if_match(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """``endpoint``, which answers a missing or malformed If-Match (app.concurrency.require_if_match) once
-    FastAPI has validated the request, before it runs. FastAPI reads the signature and the type hints
-    through functools.wraps (inspect.unwrap)."""
-    name = _parameter_depending_on(endpoint, if_match_dependency)
-    if name is None or not inspect.iscoroutinefunction(endpoint):
-        return endpoint
+def _checking_if_match(endpoint: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``endpoint``, which answers a missing or malformed If-Match (its parameter ``name``,
+    app.concurrency.require_if_match) once FastAPI has validated the request, before it runs. FastAPI
+    reads the signature and the type hints through functools.wraps (inspect.unwrap)."""
+    if not inspect.iscoroutinefunction(endpoint):
+        raise TypeError(f"{endpoint.__qualname__} takes If-Match: it must be `async def`")
 
     @functools.wraps(endpoint)
     async def checked(*args: Any, **kwargs: Any) -> Any:
@@ -176,8 +170,9 @@ def _checking_if_match(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 class AppRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, _checking_if_match(endpoint), **kwargs)
-        if needs_if_match(self) and not _depends_on(self.endpoint, if_match_dependency):
+        if_match = _parameter_depending_on(endpoint, if_match_dependency)
+        super().__init__(path, endpoint if if_match is None else _checking_if_match(endpoint, if_match), **kwargs)
+        if needs_if_match(self) and if_match is None:
             # optimistic concurrency cannot be forgotten: a new PATCH or action without it does not start
             raise TypeError(f"{sorted(self.methods or [])} {self.path} changes a versioned resource: it must "
                             "take `if_match: IfMatchDep` (app/concurrency.py)")

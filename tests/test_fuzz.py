@@ -26,10 +26,10 @@ import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
 
+from app.cli import prepare
 from app.config import get_settings
 from app.db import create_database_if_missing, drop_database
 from app.main import create_app
-from app.migrations import upgrade
 from tests.conftest import ADMIN_PASSWORD
 
 SCHEMATHESIS = Path(sys.executable).parent / "st"
@@ -62,21 +62,18 @@ def service(database_url: str) -> Iterator[str]:
                                            access_log=False))
     failed: list[BaseException] = []
 
-    async def run() -> None:
-        from app.cli import _load
-
+    async def fresh() -> None:
         await drop_database(url)
         await create_database_if_missing(url)
-        try:
-            await asyncio.to_thread(upgrade, url)
-            await _load(settings, url)
-            await server.serve()
-        finally:
-            await drop_database(url)
 
-    def thread_main() -> None:
+    def thread_main() -> None:  # each asyncio.run a loop of this thread's own
         try:
-            asyncio.run(run())
+            asyncio.run(fresh())
+            try:
+                prepare(settings)  # migrations, reference data, the bootstrap admin, as `make run` does
+                asyncio.run(server.serve())
+            finally:
+                asyncio.run(drop_database(url))
         except BaseException as exc:  # reported by the fixture, not lost in the thread
             failed.append(exc)
 

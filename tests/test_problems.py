@@ -8,11 +8,13 @@ import uuid
 from typing import Any, ClassVar
 
 import pytest
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.concurrency import IfMatchDep
+from app.main import _require_app_routes
 from app.models.common import unrequire_replay_omits
 from app.routers import secured_router
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
@@ -371,3 +373,23 @@ def test_a_create_whose_replay_leaves_out_a_field_its_docs_require_cannot_be_dec
         router.add_api_route("/things", create, methods=["POST"], status_code=201, response_model=Shown)
     router.add_api_route("/things", create, methods=["POST"], status_code=201, response_model=Documented)
     assert router.routes[-1].replay_redact == ("secret",)  # type: ignore[attr-defined]
+
+
+def test_a_route_outside_the_route_class_or_a_synchronous_change_cannot_be_declared():
+    """A plain APIRouter's routes would skip the transaction, idempotency and If-Match handling; a
+    synchronous change would skip the If-Match check the route class runs before the endpoint."""
+    plain = APIRouter()
+
+    @plain.get("/things")
+    async def things() -> dict[str, str]:
+        return {}
+
+    with pytest.raises(TypeError, match="no AppRoute"):
+        _require_app_routes(plain)
+    _require_app_routes(secured_router(machine_scope=None))  # accepted
+
+    def careful_but_sync(thing_id: str, if_match: IfMatchDep) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(TypeError, match="async def"):
+        secured_router(machine_scope=None).add_api_route("/things/{thing_id}", careful_but_sync, methods=["PATCH"])

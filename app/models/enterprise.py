@@ -187,9 +187,12 @@ class License(RegionOwned, SQLModel, table=True):
     updated_at: datetime = tz_field(default_factory=utcnow)
 
 
-# A licence number as parse_number (app/services/license.py) reads it: spaces around it and the case
-# of XK do not matter; a provincial number begins with the province's abbreviation in parentheses.
-NUMBER_PATTERN = r"^\s*(?:[(（][^()（）][)）])?[Xx][Kk][0-9]{2}-[0-9]{3}-[0-9]{5}\s*$"
+# A licence number without its province: XK, 2 category digits, 3 and 5 digits ([0-9], not \d: Python's
+# \d takes any script's digits, full-width １２ too). app/services/license.py parses with it.
+NUMBER_CORE = "XK[0-9]{2}-[0-9]{3}-[0-9]{5}"
+# The docs' pattern, as parse_number reads a number: spaces around it and the case of XK do not matter;
+# a provincial number begins with the province's abbreviation in parentheses.
+NUMBER_PATTERN = r"^\s*(?:[(（][^()（）][)）])?[Xx][Kk]" + NUMBER_CORE[2:] + r"\s*$"
 
 
 class LicenseCreate(SQLModel):

@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from app.errors import Conflict, Unprocessable
 from app.models.common import Level, utcnow
-from app.models.enterprise import Enterprise, License, LicenseCreate, LicensePublic, LicenseStatus
+from app.models.enterprise import NUMBER_CORE, Enterprise, License, LicenseCreate, LicensePublic, LicenseStatus
 from app.models.reference import ProductCategory
 from app.scope import Scope, get_visible
 from app.services import audit, versioned
@@ -44,9 +44,8 @@ PROVINCE_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "62": ("甘", "陇"), "63": ("青",), "64": ("宁",), "65": ("新",), "71": ("台",), "81": ("港",), "82": ("澳",),
 }
 _ABBREVIATED = {a for abbrs in PROVINCE_ABBREVIATIONS.values() for a in abbrs}
-# [0-9], not \d: Python's \d takes any script's digits (full-width １２ too)
-_NATIONAL = re.compile(r"^XK[0-9]{2}-[0-9]{3}-[0-9]{5}$")
-_PROVINCIAL = re.compile(r"^[(（](?P<abbr>[^()（）])[)）](?P<rest>XK[0-9]{2}-[0-9]{3}-[0-9]{5})$")
+_NATIONAL = re.compile(f"^{NUMBER_CORE}$")
+_PROVINCIAL = re.compile(f"^[(（](?P<abbr>[^()（）])[)）](?P<rest>{NUMBER_CORE})$")
 NUMBER_FORMAT = ("a licence number is XK, 2 category digits, 3 digits and 5 digits (national, e.g. "
                  "XK12-001-00018), or that preceded by the issuing province's abbreviation in parentheses "
                  "(provincial, e.g. （鄂）XK12-001-00018)")
