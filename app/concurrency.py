@@ -26,8 +26,8 @@ async def _if_match(
 ) -> int:
     """The version the change was made from. A missing or malformed header is answered (428, 412) only
     once FastAPI has validated the path and the body (require_if_match, which app.routing.AppRoute runs
-    before the endpoint): a dependency runs before them, so PATCH /inspections/batch without If-Match
-    was a 428 rather than the 422 of its id."""
+    before the endpoint): a dependency runs before them, so PATCH /inspections/not-an-id without
+    If-Match was a 428 rather than the 422 of its id."""
     if if_match is None:
         return MISSING
     if if_match.strip() == "*":  # RFC 9110: matches whatever the current version is

@@ -139,6 +139,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(_loc(e.get("loc", ()))[:1] == ["path"] for e in exc.errors()):
+            # a path parameter the route refused may be a literal segment of another resource:
+            # PATCH /inspections/batch matched /inspections/{inspection_id}, whose id "batch" is no
+            # uuid, but the resource is /inspections/batch, which has no PATCH
+            allowed = allowed_methods(request)
+            if allowed and request.method not in allowed:
+                return problem_response(request, AppError(
+                    f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed",
+                    title="Method not allowed", status=405, headers={"Allow": ", ".join(allowed)}))
         errors = [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}

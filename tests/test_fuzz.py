@@ -40,9 +40,7 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,r
 # Left out: logging out and the token endpoint would end the run's own session (and trip the login
 # throttle). Not checked: a schema-valid request refused (business rules the schema cannot state:
 # an opaque cursor, a jurisdiction); a missing body refused with a 412 before a 422 (RFC 9110
-# §13.2.1 lets a server evaluate preconditions before it reads the content); a method a path does not
-# document that the router hands to a sibling template (PATCH /inspections/batch: the 422 of its id,
-# not a 405).
+# §13.2.1 lets a server evaluate preconditions before it reads the content).
 EXCLUDED_PATHS = r"/auth/(token|logout)$"
 
 

@@ -60,6 +60,20 @@ async def test_a_405_allows_every_method_of_the_resource(client, admin_token, pa
         assert r.headers["allow"] == allow, (method, path)
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PATCH"])
+async def test_a_literal_path_is_not_read_as_an_id_of_its_sibling(client, admin_token, method):
+    # GET and PATCH /inspections/{inspection_id} match /inspections/batch too; its "batch" is no id
+    r = await client.request(method, "/api/v1/inspections/batch", headers=bearer(admin_token), json={"version": 1})
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    if method != "HEAD":
+        assert_problem(r, 405, "method_not_allowed")
+    # an id that is no uuid, on a path with no literal sibling, is still invalid input
+    r = await client.request(method, "/api/v1/inspections/not-an-id", headers=bearer(admin_token),
+                             json={"version": 1})
+    assert r.status_code == 422
+
+
 async def test_invalid_body_is_a_422_problem_listing_each_error(client, admin_token):
     r = await client.post("/api/v1/users", headers=bearer(admin_token),
                           json={"username": "x", "password": "short", "region_code": "33", "roles": [],

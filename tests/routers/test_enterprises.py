@@ -212,13 +212,15 @@ async def test_patch_needs_if_match_and_refuses_stale_versions(client, admin_tok
 async def test_a_missing_or_malformed_if_match_is_answered_after_the_path_and_the_body(client, admin_token,
                                                                                        connection):
     # FastAPI runs dependencies before it validates the path and the body: the If-Match dependency's 428
-    # hid the 422 of a bad id (PATCH /inspections/batch) or body; app.routing.AppRoute now answers
-    # the header only once the request is otherwise valid
+    # hid the 422 of a bad id or body, and the 405 of PATCH /inspections/batch; app.routing.AppRoute now
+    # answers the header only once the request is otherwise valid
     e = await create(client, admin_token)
     url, h = f"/api/v1/enterprises/{e['id']}", bearer(admin_token)
     for headers in (h, h | {"If-Match": "v1"}):
-        assert_problem(await client.patch("/api/v1/inspections/batch", headers=headers, json={}),
+        assert_problem(await client.patch("/api/v1/inspections/not-an-id", headers=headers, json={}),
                        422, "validation_error")
+        assert_problem(await client.patch("/api/v1/inspections/batch", headers=headers, json={}),
+                       405, "method_not_allowed")
         assert_problem(await client.patch(url, headers=headers, json={"size": "huge"}), 422, "validation_error")
         assert_problem(await client.post(f"/api/v1/cases/{uuid.uuid4()}/actions/no_such_action", headers=headers),
                        404, "not_found")
