@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -15,7 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 from sqlalchemy import MetaData, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import greenlet_spawn, memoized_property
+from sqlalchemy.util import queue as sa_queue
 from sqlmodel import SQLModel
 
 from app import scope as scope_mod
@@ -116,6 +119,71 @@ async def resolve_database_url(settings: Settings) -> str:
     return url
 
 
+class _HandOff:
+    """asyncio.Queue's interface with first-come, first-served waiting: a connection returned while
+    requests wait goes straight to the one waiting longest. asyncio.Queue, under SQLAlchemy's
+    AsyncAdaptedQueue, lets a request that has just arrived take a returned connection before the
+    waiter it woke runs (get_nowait first), and the waiter that lost it queues again at the back: at
+    saturation a few requests lost lap after lap: p99 170-440 ms against 60-110 ms with 4
+    connections a worker at 32 clients (bench/README.md)."""
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self.maxsize = maxsize
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return 0 < self.maxsize <= len(self._items)
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # one that timed out or was cancelled is skipped
+                waiter.set_result(item)
+                return
+        if self.full():
+            raise asyncio.QueueFull
+        self._items.append(item)
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)  # never waits: the pool holds no more connections than its size
+
+    def get_nowait(self) -> Any:
+        if not self._items:  # items wait only while no request does: nobody is passed over
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self) -> Any:
+        if self._items:
+            return self._items.popleft()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # handed a connection, then cancelled (a timeout)
+                self.put_nowait(waiter.result())
+            raise
+
+
+class _FairQueue(sa_queue.AsyncAdaptedQueue[Any]):
+    @memoized_property
+    def _queue(self) -> Any:  # created on first use, in the running loop, as SQLAlchemy's own
+        return _HandOff(self.maxsize)
+
+
+class FairQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio queue pool with first-come, first-served checkout (_HandOff)."""
+
+    _queue_class = _FairQueue
+
+
 def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
     connect_args = {
         "server_settings": {
@@ -125,6 +193,7 @@ def make_engine(url: str, settings: Settings, **kwargs: Any) -> AsyncEngine:
         "prepared_statement_cache_size": settings.db_prepared_statement_cache_size,
     }
     if "poolclass" not in kwargs:
+        kwargs["poolclass"] = FairQueuePool
         kwargs.setdefault("pool_size", settings.db_pool_size)
         kwargs.setdefault("max_overflow", settings.db_max_overflow)
         kwargs.setdefault("pool_timeout", settings.db_pool_timeout_seconds)
