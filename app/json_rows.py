@@ -10,8 +10,9 @@ Tests compare each such answer with the same record read through its model."""
 
 from __future__ import annotations
 
+import functools
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -29,6 +30,18 @@ def _has_model(annotation: Any) -> bool:
     return any(_has_model(a) for a in typing.get_args(annotation))
 
 
+def _writer(adapter: TypeAdapter[Any]) -> Callable[[str], orjson.Fragment]:
+    """The JSON text of a column written by its model, for the texts seen last: the same text is
+    always written the same way, and many repeat (a compliant inspection's five checks, no samples),
+    each about 7 µs to validate and write again; 24 inspections are 0.25 ms of an archive's 3 ms."""
+
+    @functools.lru_cache(maxsize=256)
+    def written(text: str) -> orjson.Fragment:
+        return orjson.Fragment(adapter.dump_json(adapter.validate_json(text)))
+
+    return written
+
+
 class RowShape:
     """The JSON-ready dict of ``model`` (a public model) from a row of ``select_sql``'s columns."""
 
@@ -37,6 +50,7 @@ class RowShape:
         self.nested: dict[str, TypeAdapter[Any]] = {
             name: TypeAdapter(f.annotation) for name, f in model.model_fields.items()
             if f.annotation is not None and _has_model(f.annotation)}
+        self._written = {name: _writer(adapter) for name, adapter in self.nested.items()}
 
     def select_sql(self, alias: str) -> str:
         """The select list of the model's fields from table ``alias``: nested-model fields as the JSON
@@ -50,7 +64,7 @@ class RowShape:
         for name, adapter in self.nested.items():
             value = out[name]
             if isinstance(value, str):  # the column's JSON text: validated and written by the model
-                out[name] = orjson.Fragment(adapter.dump_json(adapter.validate_json(value)))
+                out[name] = self._written[name](value)
             else:  # NULL, or a value already decoded
                 out[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
         return out
