@@ -10,7 +10,9 @@ Until revision 0023's release the number's parser read any Unicode decimal digit
 with a 422). Each such number is rewritten with the digits 0-9, as a client now has to type it. A
 number whose rewriting equals a licence already recorded is the same licence recorded twice in two
 spellings: it is left as it is and named in a warning of the migration's log, for the bureau to resolve (one
-of the two records is to be corrected by hand), rather than merged or dropped here.
+of the two records is to be corrected by hand), rather than merged or dropped here. The rewriting
+is not an audit event: the licence is the same, written as the service now reads it (the demo and
+the large data set have no such number).
 """
 import logging
 import unicodedata
