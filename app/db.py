@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -142,14 +143,19 @@ class _HandOff:
         return len(self._items)
 
     def put_nowait(self, item: Any) -> None:
+        if self._hand_over(item):
+            return
+        if self.full():
+            raise asyncio.QueueFull
+        self._items.append(item)
+
+    def _hand_over(self, item: Any) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():  # one that timed out or was cancelled is skipped
                 waiter.set_result(item)
-                return
-        if self.full():
-            raise asyncio.QueueFull
-        self._items.append(item)
+                return True
+        return False
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)  # never waits: the pool holds no more connections than its size
@@ -166,13 +172,24 @@ class _HandOff:
         self._waiters.append(waiter)
         try:
             return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():  # handed a connection, then cancelled (a timeout)
-                self.put_nowait(waiter.result())
+        except BaseException:  # cancelled (a timeout, a client gone), or the loop closing
+            if waiter.cancel() or waiter.cancelled():  # nothing was handed: leave the line
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            elif not self._hand_over(waiter.result()):
+                # handed a connection, then cancelled before it ran: it goes back first in line, even
+                # past maxsize (with an overflow another one may have come back meanwhile; the pool
+                # counts it as checked in, and closes a surplus one as it is returned)
+                self._items.appendleft(waiter.result())
             raise
 
 
 class _FairQueue(sa_queue.AsyncAdaptedQueue[Any]):
+    def __init__(self, maxsize: int = 0, use_lifo: bool = False) -> None:
+        if use_lifo:  # the hand-off serves waiters in order; idle connections' order is not kept
+            raise ValueError("FairQueuePool does not take pool_use_lifo")
+        super().__init__(maxsize)
+
     @memoized_property
     def _queue(self) -> Any:  # created on first use, in the running loop, as SQLAlchemy's own
         return _HandOff(self.maxsize)

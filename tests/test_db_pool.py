@@ -204,3 +204,31 @@ async def test_a_connection_handed_to_a_waiter_cancelled_before_it_ran_goes_back
     with pytest.raises(asyncio.CancelledError):
         await task
     assert queue.get_nowait() == "connection"
+
+
+async def test_a_connection_handed_to_a_cancelled_waiter_comes_back_even_when_another_filled_the_pool() -> None:
+    # with an overflow: connection A is handed to a waiter cancelled before it ran, B comes back
+    # meanwhile and fills the queue; putting A back raised QueueFull (a 500), and A was lost for good,
+    # its overflow slot with it
+    from app.db import FairQueuePool
+
+    class Connection:
+        def rollback(self) -> None: ...
+        def close(self) -> None: ...
+
+    pool = FairQueuePool(Connection, pool_size=1, max_overflow=1, timeout=1)
+    a = await greenlet_spawn(pool.connect)
+    b = await greenlet_spawn(pool.connect)  # the overflow
+    waiting = asyncio.create_task(greenlet_spawn(pool.connect))
+    await asyncio.sleep(0.01)
+    await greenlet_spawn(a.close)  # handed to the waiter
+    waiting.cancel()  # before it ran
+    await greenlet_spawn(b.close)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert pool.checkedout() == 0  # both are back: none is held by nobody
+    first, second = await greenlet_spawn(pool.connect), await greenlet_spawn(pool.connect)
+    assert pool.checkedout() == 2
+    await greenlet_spawn(first.close)
+    await greenlet_spawn(second.close)
+    assert pool.checkedout() == 0
