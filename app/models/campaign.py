@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic import Field as PField
-from sqlalchemy import ARRAY, BigInteger, Column, Identity, String, text
+from sqlalchemy import ARRAY, BigInteger, Boolean, Column, Identity, String, text
 from sqlmodel import Field, SQLModel
 
 from app.models.common import RegionCode, RegionOwned, tz_field, utcnow
@@ -99,8 +99,9 @@ COUNTERS = ("key_producers", "archived", "inspected", "licensed", "compliant", "
 
 
 class CampaignDirty(SQLModel, table=True):
-    """An enterprise a transaction changed; its campaign contribution is recomputed when that
-    transaction commits (a deferred trigger, migration 0018), and the mark removed."""
+    """An enterprise a transaction changed; its campaign contribution (unless every mark of the
+    transaction is ``facts_only``) and its kept key facts are recomputed when that transaction commits
+    (a deferred trigger, migrations 0018, 0020, 0025), and the marks removed."""
 
     __tablename__ = "campaign_dirty"
 
@@ -108,6 +109,8 @@ class CampaignDirty(SQLModel, table=True):
     txid: int = Field(sa_column=Column(BigInteger, nullable=False, index=True,
                                        server_default=text("(pg_current_xact_id())::text::bigint")))
     enterprise_id: uuid.UUID
+    # marked for its kept key facts alone (migration 0025): the contribution is not recomputed
+    facts_only: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false")))
 
 
 class CampaignDelta(SQLModel, table=True):

@@ -403,3 +403,33 @@ async def test_a_truncate_of_the_records_rebuilds_the_kept_facts(client, admin_t
             "enterprise_key_flag": {"lowered_conditions"}, "license": {"unlicensed"}}[table]
     after = {c for c, _, _ in await flags(client, admin_token, e["id"])}
     assert after == (before - gone if table != "license" else before | gone)
+
+
+async def test_a_change_only_the_key_facts_depend_on_leaves_the_campaign_contribution_alone(
+        client, admin_token, connection, sessionmaker):
+    # a manual flag, a licence or a case changes the kept facts, not the campaign counters; their commit
+    # recomputed the contribution too, locking the producer's row of every campaign (migration 0025)
+    e = await licensed_enterprise(client, admin_token)
+    await connection.execute(text("SET LOCAL track_functions = 'pl'"))
+    calls = text("SELECT coalesce(pg_stat_get_xact_function_calls(CAST(:f AS regprocedure)), 0)")
+
+    async def refreshed() -> tuple[int, int]:
+        """Calls in this transaction of the contribution's refresh and of the facts' refresh."""
+        contribution = await connection.execute(calls, {"f": "pqs_refresh_enterprise(uuid)"})
+        facts = await connection.execute(calls, {"f": "pqs_refresh_key_facts(uuid)"})
+        return contribution.scalar_one(), facts.scalar_one()
+
+    start = await refreshed()
+    r = await client.post(f"/api/v1/enterprises/{e['id']}/key-flags", headers=bearer(admin_token),
+                          json={"criterion": "past_violations", "reason": "媒体曝光"})
+    assert r.status_code == 201, r.text
+    await insert_case(sessionmaker, e)
+    after_facts = await refreshed()
+    assert after_facts[0] == start[0]  # no contribution recomputed
+    assert after_facts[1] >= start[1] + 2  # the facts were, for each change
+    assert ("past_violations", "媒体曝光", "manual") in await flags(client, admin_token, e["id"])
+
+    await insert_inspection(sessionmaker, e)  # what the counters do read: both are recomputed
+    after_inspection = await refreshed()
+    assert after_inspection[0] == after_facts[0] + 1
+    assert after_inspection[1] == after_facts[1] + 1
