@@ -99,9 +99,9 @@ COUNTERS = ("key_producers", "archived", "inspected", "licensed", "compliant", "
 
 
 class CampaignDirty(SQLModel, table=True):
-    """An enterprise a transaction changed; its campaign contribution (unless every mark of the
-    transaction is ``facts_only``) and its kept key facts are recomputed when that transaction commits
-    (a deferred trigger, migrations 0018, 0020, 0025), and the marks removed."""
+    """An enterprise a transaction changed; its campaign contribution (unless each of its marks in the
+    transaction is ``facts_only``) and its kept key facts are recomputed when that transaction
+    commits (a deferred trigger, migrations 0018, 0020, 0025), and the marks removed."""
 
     __tablename__ = "campaign_dirty"
 
