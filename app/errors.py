@@ -145,9 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # uuid, but the resource is /inspections/batch, which has no PATCH
             allowed = allowed_methods(request)
             if allowed and request.method not in allowed:
-                return problem_response(request, AppError(
-                    f"{request.method} is not allowed on {request.url.path}", code="method_not_allowed",
-                    title="Method not allowed", status=405, headers={"Allow": ", ".join(allowed)}))
+                return await _http(request, StarletteHTTPException(405))  # as the router's own 405
         errors = [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
                   for e in exc.errors()]
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 from asgi_correlation_id import CorrelationIdMiddleware
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
@@ -170,7 +170,8 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
         swagger_ui_parameters={"persistAuthorization": True},
         openapi_tags=[{"name": tag, "description": text} for tag, text in DOCS_TAGS.items()],
     )
-    app.router.route_class = AppRoute
+    app.state.docs_pages = {getattr(route, "path", None) for route in app.router.routes}  # Swagger UI, ReDoc
+    app.router.route_class = AppRoute  # a route declared on the app itself
     app.state.settings = settings
     app.state.sessionmaker = sessionmaker
     app.state.read_sessionmaker = read_sessionmaker(sessionmaker) if sessionmaker is not None else None
@@ -178,7 +179,6 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.state.principal_cache = PrincipalCache(max_age_seconds=settings.principal_cache_seconds)
     install_error_handlers(app)
     for router in ROUTERS_BY_TRAFFIC:
-        _require_app_routes(router)
         app.include_router(router)
     reg = metrics.registry()
     app.add_middleware(metrics.RequestMetrics, registry=reg)
@@ -186,17 +186,27 @@ def create_app(settings: Settings | None = None, sessionmaker: Any = None) -> Fa
     app.add_route("/metrics", metrics.endpoint(reg), include_in_schema=False)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    _require_app_routes(app)
     return app
 
 
-def _require_app_routes(router: APIRouter) -> None:
+def _require_app_routes(app: FastAPI) -> None:
     """Every route of the API is an AppRoute: the transaction committed before the response, database
-    errors as problems, Idempotency-Key, If-Match answered and required, the docs of all these. A router
-    made without app.routers' secured_router or open_router (a plain APIRouter) would skip them all."""
-    for route in router.routes:
-        if isinstance(route, APIRoute) and not isinstance(route, AppRoute):
-            raise TypeError(f"{sorted(route.methods or [])} {route.path} is no AppRoute: make its router with "
-                            "app.routers.secured_router or open_router")
+    errors as problems, Idempotency-Key, If-Match answered and required, the docs of all these. A route
+    of a plain APIRouter, wherever it is included, would skip them all. The docs' own pages are the only
+    others."""
+    own_pages = app.state.docs_pages
+
+    def check(routes: list[Any]) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)  # FastAPI includes a router by reference
+            if included is not None:
+                check(included.routes)
+            elif isinstance(route, APIRoute) and not isinstance(route, AppRoute) and route.path not in own_pages:
+                raise TypeError(f"{sorted(route.methods or [])} {route.path} is no AppRoute: make its router with "
+                                "app.routers.secured_router or open_router")
+
+    check(app.router.routes)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

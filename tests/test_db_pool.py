@@ -9,11 +9,22 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from app.config import Settings
-from app.db import ConnectionLost, SqlParams, _fetch_alone, make_engine, make_sessionmaker, raw_fetch, read_sessionmaker
+from app.db import (
+    ConnectionLost,
+    FairQueuePool,
+    SqlParams,
+    _fetch_alone,
+    _HandOff,
+    make_engine,
+    make_sessionmaker,
+    raw_fetch,
+    read_sessionmaker,
+)
 from app.scope import Scope, attach
 
 
@@ -178,8 +189,6 @@ async def test_a_returned_connection_goes_to_the_request_waiting_longest(
 
 async def test_a_waiter_that_times_out_leaves_its_place_and_loses_no_connection(
         engine: AsyncEngine, database_url: str) -> None:
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
     eng = make_engine(database_url, Settings(db_pool_size=1, db_pool_timeout_seconds=0.05))
     try:
         async with eng.connect():
@@ -194,8 +203,6 @@ async def test_a_waiter_that_times_out_leaves_its_place_and_loses_no_connection(
 
 
 async def test_a_connection_handed_to_a_waiter_cancelled_before_it_ran_goes_back_to_the_queue() -> None:
-    from app.db import _HandOff
-
     queue = _HandOff(1)
     task = asyncio.create_task(queue.get())
     await asyncio.sleep(0)  # waiting
@@ -210,8 +217,6 @@ async def test_a_connection_handed_to_a_cancelled_waiter_comes_back_even_when_an
     # with an overflow: connection A is handed to a waiter cancelled before it ran, B comes back
     # meanwhile and fills the queue; putting A back raised QueueFull (a 500), and A was lost for good,
     # its overflow slot with it
-    from app.db import FairQueuePool
-
     class Connection:
         def rollback(self) -> None: ...
         def close(self) -> None: ...

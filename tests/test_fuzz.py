@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,8 @@ from app.cli import prepare
 from app.config import get_settings
 from app.db import create_database_if_missing, drop_database
 from app.main import create_app
-from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import ADMIN_PASSWORD, bearer
+from tests.test_migrations import with_database
 
 SCHEMATHESIS = Path(sys.executable).parent / "st"
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
@@ -42,13 +44,13 @@ CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,r
 # an opaque cursor, a jurisdiction); a missing body refused with a 412 before a 422 (RFC 9110
 # §13.2.1 lets a server evaluate preconditions before it reads the content).
 EXCLUDED_PATHS = r"/auth/(token|logout)$"
+OFFICER_PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="module")
 def service(database_url: str) -> Iterator[str]:
     """The service on a fresh database of its own; yields its base URL."""
-    url = make_url(database_url).set(database=make_url(database_url).database + "_fuzz").render_as_string(
-        hide_password=False)
+    url = with_database(database_url, make_url(database_url).database + "_fuzz")
     # the public API's per-address limit would answer nearly all of its generated requests with a 429
     settings = get_settings().model_copy(update={"database_url": url, "public_rate_limit": "100000/minute"})
     # a free port (another process could take it before uvicorn binds it: then the fixture fails to start;
@@ -111,7 +113,8 @@ def _schemathesis(base: str, token: str, *args: str, workdir: Path) -> None:
         run = subprocess.run(command, capture_output=True, text=True, timeout=540, check=False,  # noqa: S603
                              cwd=workdir)  # the venv's own schemathesis, arguments built here
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"schemathesis ran out of time; its output so far:\n{exc.stdout!s}"[-20000:])
+        so_far = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        pytest.fail(f"schemathesis ran out of time; its output so far:\n{so_far[-20000:]}")
     out = run.stdout + run.stderr
     failures = out[out.find("FAILURES"):] if "FAILURES" in out else out[-6000:]
     assert run.returncode == 0, f"schemathesis found failures (replay files in {workdir}):\n{failures[:20000]}"
@@ -125,9 +128,10 @@ def test_every_operation_as_the_national_admin(service: str, tmp_path: Path) -> 
 
 def test_every_operation_as_a_county_officer(service: str, tmp_path: Path) -> None:
     admin = _token(service, "admin", ADMIN_PASSWORD)
-    r = httpx.post(f"{service}/api/v1/users", headers={"Authorization": f"Bearer {admin}"},
-                   json={"username": "fuzz.officer", "password": "correct-horse-battery", "display_name": "fuzz",
+    username = f"fuzz.officer.{uuid.uuid4().hex[:8]}"  # the module's database outlives a rerun of this test
+    r = httpx.post(f"{service}/api/v1/users", headers=bearer(admin),
+                   json={"username": username, "password": OFFICER_PASSWORD, "display_name": "fuzz",
                          "region_code": "330106", "roles": ["officer", "inspector"]})
     assert r.status_code == 201, r.text
-    _schemathesis(service, _token(service, "fuzz.officer", "correct-horse-battery"), "--phases", "fuzzing",
+    _schemathesis(service, _token(service, username, OFFICER_PASSWORD), "--phases", "fuzzing",
                   "--max-examples", "10", workdir=tmp_path)

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.concurrency import IfMatchDep
-from app.main import _require_app_routes
+from app.config import get_settings
+from app.main import _require_app_routes, create_app
 from app.models.common import unrequire_replay_omits
 from app.routers import secured_router
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
@@ -72,6 +73,8 @@ async def test_a_literal_path_is_not_read_as_an_id_of_its_sibling(client, admin_
     r = await client.request(method, "/api/v1/inspections/not-an-id", headers=bearer(admin_token),
                              json={"version": 1})
     assert r.status_code == 422
+    if method != "HEAD":
+        assert_problem(r, 422, "validation_error")
 
 
 async def test_invalid_body_is_a_422_problem_listing_each_error(client, admin_token):
@@ -392,15 +395,22 @@ def test_a_create_whose_replay_leaves_out_a_field_its_docs_require_cannot_be_dec
 def test_a_route_outside_the_route_class_or_a_synchronous_change_cannot_be_declared():
     """A plain APIRouter's routes would skip the transaction, idempotency and If-Match handling; a
     synchronous change would skip the If-Match check the route class runs before the endpoint."""
-    plain = APIRouter()
-
-    @plain.get("/things")
     async def things() -> dict[str, str]:
         return {}
 
-    with pytest.raises(TypeError, match="no AppRoute"):
-        _require_app_routes(plain)
-    _require_app_routes(secured_router(machine_scope=None))  # accepted
+    app = create_app(get_settings())  # every route of the service is one: accepted
+    plain = APIRouter()
+    plain.add_api_route("/things", things)
+    app.include_router(plain)
+    with pytest.raises(TypeError, match=r"\['GET'\] /things is no AppRoute"):
+        _require_app_routes(app)
+
+    app = create_app(get_settings())
+    app.add_api_route("/on-the-app", things)  # declared on the app itself: an AppRoute too
+    secured = secured_router(machine_scope=None)
+    secured.add_api_route("/things", things)
+    app.include_router(secured)
+    _require_app_routes(app)  # a router of app.routers: accepted
 
     def careful_but_sync(thing_id: str, if_match: IfMatchDep) -> dict[str, str]:
         return {}

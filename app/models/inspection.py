@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
-from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -17,9 +16,8 @@ from sqlmodel._compat import SQLModelConfig
 from app.models.case import CaseKind
 from app.models.common import PatchModel, RegionOwned, enum_column_type, tz_field, utcnow
 
-# a name or a user id, without the spaces around it (the docs state "not blank" as a pattern)
-OfficerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-                        PField(json_schema_extra={"pattern": r"\S"})]
+# a name or a user id, without the spaces around it; not blank (the pattern checks and documents it)
+OfficerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")]
 
 
 class InspectionKind(StrEnum):

@@ -16,7 +16,7 @@ from app.models.enterprise import LicenseStatus
 from app.scope import Scope
 from app.services import license as license_service
 from app.workers import jobs
-from tests.conftest import ADMIN_PASSWORD, bearer, login, user_token
+from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 from tests.routers.archive_data import create_enterprise, create_license, license_body, today
 from tests.test_migrations import libpq
 
@@ -97,7 +97,7 @@ async def test_a_number_in_full_width_digits_is_no_licence_number(client, admin_
     e = await create_enterprise(client, admin_token)
     r = await client.post("/api/v1/licenses", headers=bearer(admin_token),
                           json=license_body(e, number="XK０５-００１-０００１８"))
-    assert r.status_code == 422 and r.json()["code"] == "invalid_license_number"
+    assert_problem(r, 422, "invalid_license_number")
     assert (await connection.execute(text("SELECT count(*) FROM license"))).scalar_one() == 0
 
 
