@@ -35,9 +35,12 @@ from app.config import get_settings
 SETTINGS = get_settings()
 KEYS = SETTINGS.key_set
 REQUIRED = {f"require_{c}": True for c in ("exp", "iat", "iss", "aud", "sub", "jti")}
-QUERY = ("SELECT id, uscc, name, legal_representative, address, region_code, size, category_codes, licensed,"
-         " version, created_at, updated_at FROM enterprise WHERE region_code = $1"
-         " ORDER BY created_at DESC, id DESC LIMIT 20")
+COLUMNS = ("id, uscc, name, legal_representative, address, region_code, size, category_codes, licensed,"
+           " version, created_at, updated_at")
+QUERY = f"SELECT {COLUMNS} FROM enterprise WHERE region_code = $1 ORDER BY created_at DESC, id DESC LIMIT {{limit}}"
+# planned for each fragment, as the service's search is: with the LIMIT a parameter PostgreSQL keeps
+# no generic plan, which would walk the newest enterprises for a fragment that few names contain
+SEARCH = f"SELECT {COLUMNS} FROM enterprise WHERE name LIKE $1 ORDER BY created_at DESC, id DESC LIMIT $2"
 
 
 def dsn() -> str:
@@ -70,11 +73,29 @@ async def enterprises(request: Request) -> JSONResponse:
     region = request.query_params.get("region", "")
     if len(region) != 6 or not region.isdigit():
         return JSONResponse({"title": "region must be a 6-digit code", "status": 422}, status_code=422)
+    limit = request.query_params.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        return JSONResponse({"title": "limit must be 1..200", "status": 422}, status_code=422)
     pool: asyncpg.Pool = request.app.state.pool
-    rows = await pool.fetch(QUERY, region)
-    items = [{**dict(r), "id": str(r["id"]), "created_at": r["created_at"].isoformat(),
-              "updated_at": r["updated_at"].isoformat()} for r in rows]
-    return JSONResponse({"items": items, "next_cursor": None})
+    rows = await pool.fetch(QUERY.format(limit=int(limit)), region)  # a statement per limit, each kept planned
+    return JSONResponse({"items": _items(rows), "next_cursor": None})
+
+
+def _items(rows: list[Any]) -> list[dict[str, Any]]:
+    return [{**dict(r), "id": str(r["id"]), "created_at": r["created_at"].isoformat(),
+             "updated_at": r["updated_at"].isoformat()} for r in rows]
+
+
+async def search(request: Request) -> JSONResponse:
+    if verify(request) is None:
+        return JSONResponse({"title": "Unauthorized", "status": 401}, status_code=401)
+    term = request.query_params.get("q", "")
+    if not 3 <= len(term) <= 100:
+        return JSONResponse({"title": "q must have 3 to 100 characters", "status": 422}, status_code=422)
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pool: asyncpg.Pool = request.app.state.pool
+    rows = await pool.fetch(SEARCH, f"%{escaped}%", 50)
+    return JSONResponse({"items": _items(rows), "next_cursor": None})
 
 
 @contextlib.asynccontextmanager
@@ -88,4 +109,4 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await app.state.pool.close()
 
 
-app = Starlette(routes=[Route("/bare/enterprises", enterprises)], lifespan=lifespan)
+app = Starlette(routes=[Route("/bare/enterprises", enterprises), Route("/bare/search", search)], lifespan=lifespan)

@@ -13,16 +13,18 @@ Run `make generate-large` once, then `make bench-archives` (or
    - GET /api/v1/enterprises?region=<county>            (the default page of 50, and limit=20)
    - GET /api/v1/enterprises?q=<name fragment>
    - GET /api/v1/enterprises/{id}/archive               (skipped when the route does not exist yet)
-   then bench/bare_app.py (Starlette + asyncpg, same JWT check, one indexed query returning 20
-   rows), started beside it under uvicorn with 2 workers, the same way: right after the service's
-   reads, so both meet the database in the same state; then --pairs rounds (3) of the list of 20
-   and the bare app back to back, 10 s each, in alternating order, because the machine's speed
-   drifts more within minutes than the gap the ratio measures;
+   then bench/bare_app.py (Starlette + asyncpg, same JWT check, one indexed statement) for the
+   same three reads: the county's 20 newest, its page of 50, and the name search (50 rows),
+   started beside it under uvicorn with 2 workers, the same way: right after the service's
+   reads, so both meet the database in the same state; then --pairs rounds (3) of each read and
+   its bare counterpart back to back, 10 s each, in alternating order, because the machine's
+   speed drifts more within minutes than the gap the ratio measures;
 3. then POST /api/v1/inspections/batch, 100 new inspections per request, fresh ids from a wrk Lua
    script (skipped when the route does not exist yet), at 32 and at 2 connections;
 4. prints the table, the ratio list req/s / bare req/s (of the runs above, and the median of the
-   pairs), the targets (list and search p99 < 50 ms,
-   archive p99 < 100 ms, ratio >= 0.6) met or missed, and saves everything under bench/results/.
+   pairs), the targets (list and search p99 < 50 ms, archive p99 < 100 ms, ratio >= 0.6) met or
+   missed, and the bare app's own p99 beside each read's: what the least such an endpoint can do on
+   this machine; and saves everything under bench/results/.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ from app import demo  # noqa: E402
 TARGET_LIST_P99_MS = 50.0
 TARGET_ARCHIVE_P99_MS = 100.0
 TARGET_RATIO = 0.6
+# bench/bare_app.py's counterparts of the reads
+BARE_20, BARE_50, BARE_Q = (f"bare Starlette+asyncpg ({what})" for what in ("20 rows", "page of 50", "q search"))
 BATCH_NOTE = "bench"  # the notes of the inspections the batch benchmark adds
 
 # 100 new inspections per request; each wrk thread seeds its own generator, so ids never repeat.
@@ -394,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     password = os.environ.get("APP_BOOTSTRAP_ADMIN_PASSWORD", DEFAULT_ADMIN_PASSWORD)
     results: list[WrkResult] = []
     notes: list[str] = []
-    pairs: list[tuple[float, float]] = []  # (list of 20, bare) req/s, measured back to back
+    pairs: dict[str, list[tuple[WrkResult, WrkResult]]] = {}  # (service, bare) runs, back to back
     svc = Service(args.data_dir / "service", workers=args.workers, admin_password=password,
                   extra_env={"DATABASE_URL": url, "APP_ACCESS_TOKEN_TTL_SECONDS": "7200"})
     log(f"starting the service ({args.workers} workers, port {svc.port}; log {svc.log_path})")
@@ -439,28 +443,36 @@ def main(argv: list[str] | None = None) -> int:
                     res = run_wrk("GET /enterprises/{id}/archive", base + archive_path, cfg, headers=auth, tag=tag)
                     res.extra["one_at_a_time_p50_ms"] = round(seq, 2)
                     results.append(res)
-            r = httpx.get(f"{bare.base_url}/bare/enterprises?region={t['county']}",
-                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
-            if r.status_code != 200 or len(r.json()["items"]) != 20:
-                raise RuntimeError(f"bare app: {r.status_code} {r.text[:300]}")
+            bare_county = f"/bare/enterprises?region={t['county']}"
+            bare_q = "/bare/search?" + str(httpx.QueryParams({"q": t["fragment"]}))
+            # each read of the service beside the least an endpoint doing it must do (bench/bare_app.py)
+            compared = [  # (service path, its name, bare path, its name, the rows the bare one answers)
+                (f"{county_q}&limit=20", "GET /enterprises?region=<county>&limit=20", bare_county, BARE_20, 20),
+                (county_q, "GET /enterprises?region=<county>", f"{bare_county}&limit=50", BARE_50, 50),
+                (q_path, "GET /enterprises?q=<fragment>", bare_q, BARE_Q, min(50, t["fragment_matches"]))]
             with httpx.Client(base_url=bare.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as bc:
-                seq = sequential_ms(bc, f"/bare/enterprises?region={t['county']}")
-            res = run_wrk("bare Starlette+asyncpg (20 rows)", f"{bare.base_url}/bare/enterprises?region={t['county']}",
-                          cfg, headers=auth, tag=tag)
-            res.extra["one_at_a_time_p50_ms"] = round(seq, 2)
-            results.append(res)
+                for _, _, bare_path, bare_name, rows in compared:
+                    r = bc.get(bare_path)
+                    if r.status_code != 200 or len(r.json()["items"]) != rows:
+                        raise RuntimeError(f"bare app {bare_path}: {r.status_code} {r.text[:300]}")
+                    seq = sequential_ms(bc, bare_path)
+                    res = run_wrk(bare_name, bare.base_url + bare_path, cfg, headers=auth, tag=tag)
+                    res.extra["one_at_a_time_p50_ms"] = round(seq, 2)
+                    results.append(res)
             # This machine's speed drifts by tens of percent within minutes (other tenants), more than
-            # the gap the ratio measures, and the two runs above are minutes apart. So the ratio is also
-            # measured in pairs run back to back, in alternating order, and the median pair counts.
+            # the gap the ratio measures, and the runs above are minutes apart. So each read is also
+            # measured in pairs with its bare counterpart, back to back, in alternating order, and the
+            # median pair counts.
             pcfg = WrkSettings(connections=cfg.connections, threads=cfg.threads, duration=10, warmup=2,
                                timeout=cfg.timeout)
-            list20 = (base + county_q + "&limit=20", "GET /enterprises?region=<county>&limit=20")
-            bare20 = (f"{bare.base_url}/bare/enterprises?region={t['county']}", "bare Starlette+asyncpg (20 rows)")
-            for i in range(args.pairs):
-                got = {}
-                for target, name in (list20, bare20) if i % 2 == 0 else (bare20, list20):
-                    got[name] = run_wrk(f"{name} pair {i + 1}", target, pcfg, headers=auth, tag=tag).requests_per_s
-                pairs.append((got[list20[1]], got[bare20[1]]))
+            for path, name, bare_path, bare_name, _ in compared:
+                runs = pairs.setdefault(name, [])
+                for i in range(args.pairs):
+                    mine = (base + path, name)
+                    theirs = (bare.base_url + bare_path, bare_name)
+                    got = {n: run_wrk(f"{n} pair {i + 1}", target, pcfg, headers=auth, tag=tag)
+                           for target, n in ((mine, theirs) if i % 2 == 0 else (theirs, mine))}
+                    runs.append((got[name], got[bare_name]))
             if args.skip_batch:
                 notes.append("batch: skipped (--skip-batch)")
             elif "/api/v1/inspections/batch" not in paths:
@@ -497,8 +509,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _median(values: list[float]) -> float:
+    each = sorted(values)
+    return each[len(each) // 2] if len(each) % 2 else (each[len(each) // 2 - 1] + each[len(each) // 2]) / 2
+
+
+def _ratio_verdict(ratio: float) -> str:
+    return f" (target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'})"
+
+
 def report(results: list[WrkResult], plans: list[dict[str, Any]], notes: list[str], t: dict[str, Any],
-           cfg: WrkSettings, workers: int, tag: str, pairs: list[tuple[float, float]]) -> None:
+           cfg: WrkSettings, workers: int, tag: str, pairs: dict[str, list[tuple[WrkResult, WrkResult]]]) -> None:
     by = {r.name: r for r in results}
     print()
     print(f"data set: {t['enterprises']} enterprises, ~{t['inspections_estimate']} inspections; county "
@@ -517,31 +538,32 @@ def report(results: list[WrkResult], plans: list[dict[str, Any]], notes: list[st
         target = ""
         if "archive" in r.name:
             target = f"p99<{TARGET_ARCHIVE_P99_MS:.0f}ms " + ("met" if r.p99_ms < TARGET_ARCHIVE_P99_MS else "MISSED")
-        elif r.name.startswith("GET /enterprises"):
+        elif r.name.startswith(("GET /enterprises", "bare")):  # the bare app's: what this machine allows
             target = f"p99<{TARGET_LIST_P99_MS:.0f}ms " + ("met" if r.p99_ms < TARGET_LIST_P99_MS else "MISSED")
         verdicts[r.name] = target
         print(f"{r.name:<44} {r.requests_per_s:>9.1f} {r.p50_ms:>7.2f}ms {r.p99_ms:>7.2f}ms {r.requests:>9} "
               f"{r.non_2xx:>8} {target:>14}")
         if r.extra:
             print(f"{'':<44} {r.extra}")
-    bare = by.get("bare Starlette+asyncpg (20 rows)")
+    # the issue's ratio is the list of 20's; the page of 50's and the search's put them in context
+    list20 = "GET /enterprises?region=<county>&limit=20"
     ratios: dict[str, float] = {}
-    if bare:
-        for name in ("GET /enterprises?region=<county>&limit=20", "GET /enterprises?region=<county>",
-                     "GET /healthz (framework floor)"):
-            if name in by:
-                ratios[name] = by[name].requests_per_s / bare.requests_per_s
-        print()
-        for name, ratio in ratios.items():
-            print(f"ratio {name} / bare = {by[name].requests_per_s:.1f} / {bare.requests_per_s:.1f} req/s = "
-                  f"{ratio:.2f} (target >= {TARGET_RATIO}: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
-    if pairs:
-        each = sorted(a / b for a, b in pairs)
-        median = each[len(each) // 2] if len(each) % 2 else (each[len(each) // 2 - 1] + each[len(each) // 2]) / 2
-        ratios["pairs median: list of 20 / bare"] = median
-        shown = ", ".join(f"{a:.0f}/{b:.0f} = {a / b:.2f}" for a, b in pairs)
-        print(f"ratio in {len(pairs)} back-to-back pairs (10 s each): {shown}; median {median:.2f} "
-              f"(target >= {TARGET_RATIO}: {'met' if median >= TARGET_RATIO else 'MISSED'})")
+    print()
+    for name, bare_name in ((list20, BARE_20), ("GET /enterprises?region=<county>", BARE_50),
+                            ("GET /enterprises?q=<fragment>", BARE_Q), ("GET /healthz (framework floor)", BARE_20)):
+        if name in by and bare_name in by:
+            ratio = ratios[name] = by[name].requests_per_s / by[bare_name].requests_per_s
+            print(f"ratio {name} / {bare_name} = {by[name].requests_per_s:.1f} / {by[bare_name].requests_per_s:.1f}"
+                  f" req/s = {ratio:.2f}{_ratio_verdict(ratio) if name == list20 else ''}")
+    for name, runs in pairs.items():
+        median = _median([a.requests_per_s / b.requests_per_s for a, b in runs])
+        ratios[f"pairs median: {name}"] = median
+        shown = ", ".join(f"{a.requests_per_s:.0f}/{b.requests_per_s:.0f} = {a.requests_per_s / b.requests_per_s:.2f}"
+                          for a, b in runs)
+        print(f"{name} / bare, {len(runs)} back-to-back pairs (10 s each): {shown}; median {median:.2f}"
+              f"{_ratio_verdict(median) if name == list20 else ''}; p99 median "
+              f"{_median([a.p99_ms for a, _ in runs]):.1f} ms against the bare app's "
+              f"{_median([b.p99_ms for _, b in runs]):.1f} ms")
     for n in notes:
         print(n)
     print()
@@ -559,7 +581,8 @@ def report(results: list[WrkResult], plans: list[dict[str, Any]], notes: list[st
     out.write_text(json.dumps({
         "when": tag.rstrip("-"), "targets": {k: v for k, v in t.items() if k not in ("batch_enterprise_ids", "county_page_ids")},
         "wrk": asdict(cfg), "workers": workers, "results": [asdict(r) for r in results], "verdicts": verdicts,
-        "ratios": ratios, "pairs": pairs, "notes": notes, "plans": plans, "loadavg": os.getloadavg()}, indent=2, ensure_ascii=False))
+        "ratios": ratios,
+        "pairs": {name: [[asdict(a), asdict(b)] for a, b in runs] for name, runs in pairs.items()}, "notes": notes, "plans": plans, "loadavg": os.getloadavg()}, indent=2, ensure_ascii=False))
     print(f"raw wrk output and {out.name} in {RESULTS.relative_to(ROOT)}/")
 
 
