@@ -11,6 +11,12 @@ GET /bare/enterprises?region=330106 with `Authorization: Bearer <access token>`:
    a prepared statement on an asyncpg pool;
 3. answers them as JSON.
 
+Beside it, the least each other read the archive benchmark measures must do, the same way:
+GET /bare/enterprises?region=330106&limit=50 (the default page of the service's list) and
+GET /bare/search?q=<name fragment> (the newest 50 names containing it: ``name LIKE '%fragment%'``
+through the trigram index, planned for each fragment as the service's search is; no key flags, no
+cursor, no uscc prefix).
+
 Run (bench_archives.py does this): DATABASE_URL=postgresql+asyncpg://... \
     .venv/bin/uvicorn bench.bare_app:app --workers 2 --port 8001 --no-access-log
 """
