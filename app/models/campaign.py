@@ -9,15 +9,15 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, StrictFloat, model_validator
 from pydantic import Field as PField
 from sqlalchemy import ARRAY, BigInteger, Boolean, Column, Identity, String, text
 from sqlmodel import Field, SQLModel
 
-from app.models.common import RegionCode, RegionOwned, tz_field, utcnow
+from app.models.common import Day, RegionCode, RegionOwned, tz_field, utcnow
 
 # a target: a share of producers, samples or cases
-Fraction = Annotated[float, PField(ge=0, le=1)]
+Fraction = Annotated[StrictFloat, PField(ge=0, le=1)]
 
 
 class TargetKey(StrEnum):
@@ -143,8 +143,8 @@ class CampaignCreate(BaseModel):
 
     code: str = PField(min_length=2, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
     name: str = PField(min_length=1, max_length=200)
-    starts_on: date
-    ends_on: date | None = None
+    starts_on: Day
+    ends_on: Day | None = None
     key_categories: list[str] = PField(min_length=1, max_length=100,
                                        description="category codes; their sub-products are included")
     targets: dict[TargetKey, Fraction] = PField(default_factory=dict,

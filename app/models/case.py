@@ -9,7 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictInt
 from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column
 from sqlalchemy.dialects.postgresql import JSONB
@@ -257,7 +257,7 @@ class CommentBody(Strict):
 
 
 class ExecutionBody(Strict):
-    penalties: list[int] | None = PField(default=None, min_length=1, max_length=20,
+    penalties: list[StrictInt] | None = PField(default=None, min_length=1, max_length=20,
                                          description="indexes of the decision's penalties executed (all when left out)")
     note: str | None = PField(default=None, max_length=2000)
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
@@ -34,6 +43,24 @@ NATIONAL_CODE = "000000"
 RegionCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
 Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
 
+# Dates and times in requests are ISO 8601 text, as the docs say (format date, date-time). Pydantic also
+# reads a number, or text that is one, as seconds since 1970: {"as_of": 0} was 1970-01-01 and ?since=0
+# a valid date. Such input is refused. Booleans and numbers in request bodies are pydantic's Strict
+# types for the same reason (0 was false, "5" was 5, true was 1).
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected ISO 8601 text (a date as YYYY-MM-DD), not a number")
+    return value
+
+
+IsoText = BeforeValidator(_not_a_number)
+Day = Annotated[date, IsoText]
+Moment = Annotated[datetime, IsoText]
+AwareMoment = Annotated[AwareDatetime, IsoText]
+
 
 def refuse_nulls(data: Any) -> Any:
     """A PATCH body's rule: a field left out is unchanged; a field sent as null is a 422 (none of our
@@ -45,6 +72,19 @@ def refuse_nulls(data: Any) -> Any:
     return data
 
 
+def without_nulls(schema: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH body's JSON schema as ``refuse_nulls`` reads it: its fields are optional (``X | None =
+    None`` in Python), but null is not a value, so the docs offer none."""
+    for prop in schema.get("properties", {}).values():
+        variants = prop.get("anyOf")
+        if variants and {"type": "null"} in variants:
+            rest = [v for v in prop.pop("anyOf") if v != {"type": "null"}]
+            prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+    return schema
+
+
 class PatchModel(SQLModel):
     """Base of the SQLModel PATCH bodies (see ``refuse_nulls``)."""
 
@@ -52,6 +92,10 @@ class PatchModel(SQLModel):
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         return refuse_nulls(data)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return without_nulls(handler.resolve_ref_schema(handler(core_schema)))
 
 
 class StrictPatch(BaseModel):
@@ -63,6 +107,10 @@ class StrictPatch(BaseModel):
     @classmethod
     def _no_nulls(cls, data: Any) -> Any:
         return refuse_nulls(data)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return without_nulls(handler.resolve_ref_schema(handler(core_schema)))
 
 
 def level_of(code: str) -> Level:

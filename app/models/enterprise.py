@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
-from app.models.common import Level, PatchModel, RegionCode, RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import Day, Level, PatchModel, RegionCode, RegionOwned, enum_column_type, tz_field, utcnow
 
 
 class EnterpriseSize(StrEnum):
@@ -206,8 +206,8 @@ class LicenseCreate(SQLModel):
     number: str = Field(min_length=14, max_length=32, schema_extra={"json_schema_extra": {"pattern": NUMBER_PATTERN}})
     enterprise_id: uuid.UUID
     category_code: str = Field(max_length=16)
-    issued_on: date
-    expires_on: date
+    issued_on: Day
+    expires_on: Day
     issuer_level: Annotated[Level, WithJsonSchema({"type": "string", "enum": [Level.national, Level.provincial]})]
 
     @field_validator("issuer_level")

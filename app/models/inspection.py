@@ -7,14 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StringConstraints, field_validator
 from sqlalchemy import BigInteger, Column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from app.models.case import CaseKind
-from app.models.common import PatchModel, RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import Moment, PatchModel, RegionOwned, enum_column_type, tz_field, utcnow
 
 # a name or a user id, without the spaces around it; not blank (the pattern checks and documents it)
 OfficerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")]
@@ -36,7 +36,7 @@ class Conclusion(StrEnum):
 class Check(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ok: bool
+    ok: StrictBool
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -59,15 +59,15 @@ class Sample(BaseModel):
     batch: str | None = Field(default=None, max_length=100)
     standard: str | None = Field(default=None, max_length=100, description="test standard, e.g. GB/T 5023.3-2008")
     lab: str | None = Field(default=None, max_length=200, description="test body")
-    passed: bool
+    passed: StrictBool
     failed_items: list[str] = Field(default_factory=list, max_length=50)
 
 
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(ge=-90, le=90)
-    lng: float = Field(ge=-180, le=180)
+    lat: StrictFloat = Field(ge=-90, le=90)
+    lng: StrictFloat = Field(ge=-180, le=180)
 
 
 class Inspection(RegionOwned, SQLModel, table=True):
@@ -94,7 +94,7 @@ class Inspection(RegionOwned, SQLModel, table=True):
 
 class InspectionBase(SQLModel):
     kind: InspectionKind
-    inspected_at: datetime
+    inspected_at: Moment
     officers: list[OfficerName] = Field(min_length=2, max_length=20, description="names or user ids; at least two")
     location: Location | None = None
     checks: Checks
@@ -130,7 +130,7 @@ class InspectionCreate(InspectionBase):
 
     id: uuid.UUID | None = Field(default=None, description="client-made id: a repeat with the same body is a replay")
     enterprise_id: uuid.UUID
-    open_case: bool = Field(default=False, description="file a case (registered) in the same transaction")
+    open_case: StrictBool = Field(default=False, description="file a case (registered) in the same transaction")
     case_kind: CaseKind | None = Field(default=None, description="kind of the case opened; derived when absent")
 
 
@@ -139,7 +139,7 @@ class InspectionUpdate(PatchModel):
         "notes": "企业已签字确认", "conclusion": "issues_found"}})
 
     kind: InspectionKind | None = None
-    inspected_at: datetime | None = None
+    inspected_at: Moment | None = None
     officers: list[OfficerName] | None = Field(default=None, min_length=2, max_length=20)
     location: Location | None = None
     checks: Checks | None = None

@@ -7,14 +7,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, model_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from app.models.campaign import TargetKey
-from app.models.common import RegionCode, RegionOwned, StrictPatch, tz_field, utcnow
+from app.models.common import Day, RegionCode, RegionOwned, StrictPatch, tz_field, utcnow
 
 
 class Strict(BaseModel):
@@ -49,8 +49,8 @@ class RectificationPlan(RegionOwned, SQLModel, table=True):
 
 class PlanTarget(Strict):
     key: TargetKey
-    target: float = PField(ge=0, le=1)
-    deadline: date
+    target: StrictFloat = PField(ge=0, le=1)
+    deadline: Day
 
 
 class PlanCreate(Strict):
@@ -59,11 +59,11 @@ class PlanCreate(Strict):
     title: str = PField(min_length=1, max_length=200)
     lead_government: str = PField(min_length=1, max_length=200, description="the government leading it")
     responsible: Person
-    reported_to_government_on: date
+    reported_to_government_on: Day
     targets: list[PlanTarget] = PField(min_length=1, max_length=8)
     bureaus: list[RegionCode] = PField(default_factory=list, max_length=200,
                                        description="the city and county bureaus organised under it")
-    deadline: date
+    deadline: Day
 
     @model_validator(mode="after")
     def _dates(self) -> PlanCreate:
@@ -76,13 +76,13 @@ class PlanCreate(Strict):
 
 class PlanUpdate(StrictPatch):
     status: Literal["active", "completed", "cancelled"] | None = None
-    deadline: date | None = None
+    deadline: Day | None = None
     responsible: Person | None = None
 
 
 class ProgressNote(Strict):
     note: str = PField(min_length=1, max_length=4000)
-    as_of: date
+    as_of: Day
 
 
 class PlanTargetProgress(BaseModel):
@@ -141,7 +141,7 @@ class SupervisionCreate(Strict):
     region_code: RegionCode = PField(description="the bureau supervised: below yours")
     subject: str = PField(min_length=1, max_length=200)
     findings: list[str] = PField(min_length=1, max_length=100)
-    correction_deadline: date
+    correction_deadline: Day
     accountable: list[Accountable] = PField(default_factory=list, max_length=50)
 
 
@@ -191,8 +191,8 @@ class Acceptance(RegionOwned, SQLModel, table=True):
 
 
 class SpotCheckSummary(Strict):
-    samples: int = PField(ge=0)
-    passed: int = PField(ge=0)
+    samples: StrictInt = PField(ge=0)
+    passed: StrictInt = PField(ge=0)
 
     @model_validator(mode="after")
     def _fits(self) -> SpotCheckSummary:
@@ -205,10 +205,10 @@ class AcceptanceCreate(Strict):
     campaign_id: uuid.UUID | None = PField(default=None, description="default: the 2007 campaign")
     region_code: RegionCode = PField(description="a city of your province")
     verdict: AcceptanceVerdict
-    score: float | None = PField(default=None, ge=0, le=100)
+    score: StrictFloat | None = PField(default=None, ge=0, le=100)
     findings: str = PField(min_length=1, max_length=10000)
     spot_checks: SpotCheckSummary | None = PField(default=None, description="the acceptance's own spot checks")
-    accepted_on: date
+    accepted_on: Day
 
 
 class AcceptancePublic(BaseModel):

@@ -16,7 +16,7 @@ from sqlalchemy import Column, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.models.common import RegionCode, RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import IsoText, RegionCode, RegionOwned, enum_column_type, tz_field, utcnow
 
 
 class ReportStatus(StrEnum):
@@ -47,7 +47,7 @@ class Report(RegionOwned, SQLModel, table=True):
     updated_at: datetime = tz_field(default_factory=utcnow)
 
 
-ReportDay = Annotated[date, PField(ge=date(2000, 1, 1), le=date(2999, 12, 31),
+ReportDay = Annotated[date, IsoText, PField(ge=date(2000, 1, 1), le=date(2999, 12, 31),
                                    description="the 10th, the 20th or the last day of a month (12-31: final)")]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import WithJsonSchema, field_validator
+from pydantic import StrictBool, WithJsonSchema, field_validator
 from sqlalchemy import Column, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
@@ -67,7 +67,7 @@ class UserCreate(SQLModel):
     display_name: str = Field(min_length=1, max_length=128)
     region_code: RegionCode
     roles: list[Role] = Field(min_length=1)
-    active: bool = True
+    active: StrictBool = True
 
     @field_validator("roles")
     @classmethod
@@ -82,7 +82,7 @@ class UserUpdate(PatchModel):
     display_name: str | None = Field(default=None, min_length=1, max_length=128)
     region_code: RegionCode | None = None
     roles: list[Role] | None = Field(default=None, min_length=1)
-    active: bool | None = None
+    active: StrictBool | None = None
 
     @field_validator("roles")
     @classmethod
@@ -146,7 +146,7 @@ class ServiceAccountUpdate(PatchModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
     scopes: list[ScopeName] | None = Field(default=None, min_length=1)
-    active: bool | None = None
+    active: StrictBool | None = None
 
     _known_scopes = field_validator("scopes")(ServiceAccountCreate._known_scopes.__func__)  # type: ignore[attr-defined]
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Query
 
 from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
-from app.models.common import RegionCode
+from app.models.common import Day, RegionCode
 from app.models.focus import KeyRegionCreate, KeyRegionCriterion, KeyRegionOverview, KeyRegionPublic
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
@@ -23,7 +22,7 @@ router = secured_router(machine_scope="enterprises:read", prefix="/api/v1", tags
 async def key_regions(
     scope: ScopeDep, session: SessionDep,
     region: Annotated[RegionCode | None, Query(description="default: your region (403 outside it)")] = None,
-    since: Annotated[date | None, Query(description="count samples and cases from this date "
+    since: Annotated[Day | None, Query(description="count samples and cases from this date "
                                                     "(default: two years ago)")] = None,
 ) -> KeyRegionOverview:
     """The three key-region criteria's figures for the region and each child region, computed from

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import Header, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import AwareDatetime
 
 from app.concurrency import IfMatchDep, set_etag
 from app.deps import ScopeDep, SessionDep, SettingsDep
 from app.errors import problem_responses
-from app.models.common import RegionCode
+from app.models.common import AwareMoment, RegionCode
 from app.models.inspection import (
     AttachmentPublic,
     Conclusion,
@@ -107,8 +106,8 @@ async def list_inspections(
     region: Annotated[RegionCode | None, Query(description="inside this region (403 outside yours)")] = None,
     kind: InspectionKind | None = None,
     conclusion: Conclusion | None = None,
-    since: Annotated[AwareDatetime | None, Query(alias="from", description="inspected at or after (RFC 3339)")] = None,
-    until: Annotated[AwareDatetime | None, Query(alias="to", description="inspected before (RFC 3339)")] = None,
+    since: Annotated[AwareMoment | None, Query(alias="from", description="inspected at or after (RFC 3339)")] = None,
+    until: Annotated[AwareMoment | None, Query(alias="to", description="inspected before (RFC 3339)")] = None,
 ) -> Page[InspectionPublic]:
     """Inspections inside your jurisdiction, newest first (`inspected_at`, then `id`). `from` is
     inclusive and `to` exclusive, both RFC 3339 times with an offset; `region` must lie inside your

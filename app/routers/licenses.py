@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import Query, Response
@@ -11,7 +10,7 @@ from fastapi import Query, Response
 from app.concurrency import set_etag
 from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
-from app.models.common import RegionCode
+from app.models.common import Day, RegionCode
 from app.models.enterprise import LicenseCreate, LicensePublic, LicenseStatus
 from app.pagination import Page, PageDep, paginate
 from app.routers import secured_router
@@ -51,7 +50,7 @@ async def list_licenses(
                                                               "date is expired)")] = None,
     category: Annotated[str | None, Query(max_length=16, description="category code, sub-products included")] = None,
     region: Annotated[RegionCode | None, Query(description="inside this region (403 outside yours)")] = None,
-    expiring_before: Annotated[date | None, Query(description="expires_on before this date")] = None,
+    expiring_before: Annotated[Day | None, Query(description="expires_on before this date")] = None,
     number: Annotated[str | None, Query(min_length=14, max_length=32, description="exact licence number")] = None,
 ) -> Page[LicensePublic]:
     """Licences of enterprises inside your jurisdiction, newest first. Combine `status=valid` and

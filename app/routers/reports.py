@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import Query, Response
@@ -11,7 +10,7 @@ from fastapi import Query, Response
 from app.concurrency import IfMatchDep, set_etag
 from app.deps import ScopeDep, SessionDep
 from app.errors import problem_responses
-from app.models.common import RegionCode
+from app.models.common import Day, RegionCode
 from app.models.report import (
     BureauReporting,
     ReportCreate,
@@ -51,7 +50,7 @@ async def create_report(body: ReportCreate, scope: ScopeDep, session: SessionDep
 async def list_reports(
     scope: ScopeDep, session: SessionDep, page: PageDep,
     region: Annotated[RegionCode | None, Query(description="inside this region (403 outside yours)")] = None,
-    period_end: date | None = None, status: ReportStatus | None = None,
+    period_end: Day | None = None, status: ReportStatus | None = None,
 ) -> Page[ReportPublic]:
     """Reports inside your jurisdiction, newest period first."""
     items, nxt = await paginate(session, report_service.list_query(scope, region=region, period_end=period_end,

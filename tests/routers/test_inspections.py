@@ -170,6 +170,11 @@ async def test_city_inspector_records_inspections_in_its_counties(client, world)
     ({"checks": {**checks(), "extra_check": {"ok": True}}}, "validation_error"),
     ({"kind": "inspection"}, "validation_error"),
     ({"inspected_at": "2026-11-20T09:30:00"}, "validation_error"),  # no offset
+    ({"inspected_at": 1795000000}, "validation_error"),  # a number is not read as seconds since 1970
+    ({"inspected_at": "1795000000"}, "validation_error"),
+    ({"open_case": 0}, "validation_error"),  # JSON types as documented: not read as false
+    ({"checks": {**checks(), "no_fraud": {"ok": "true"}}}, "validation_error"),
+    ({"location": {"lat": "30.2", "lng": 120.1}}, "validation_error"),
     ({"location": {"lat": 91, "lng": 120}}, "validation_error"),
     ({"conclusion": "fine"}, "validation_error"),
     ({"case_id": str(uuid.uuid4())}, "validation_error"),  # not writable

@@ -84,6 +84,10 @@ async def test_a_recall_links_the_spot_check_and_the_case_and_tracks_recovery_pe
     (0, {}, "validation_error"),
     (-5, {}, "validation_error"),
     (1, {"as_of": "2099-01-01"}, "as_of_in_future"),
+    (1, {"as_of": 0}, "validation_error"),  # a number is not read as seconds since 1970 (1970-01-01)
+    (1, {"as_of": "0"}, "validation_error"),
+    ("1", {}, "validation_error"),  # JSON types as documented: text is not a number
+    (True, {}, "validation_error"),
 ])
 async def test_progress_beyond_what_was_sold_is_422_and_changes_nothing(client, b, connection, units, extra, code):
     recall = await create(client, b.officer, recall_body(b.enterprise))
@@ -112,8 +116,10 @@ async def test_the_total_caps_across_reports(client, b):
     ({"batches": ["B1", " "]}, "validation_error"),
     ({"batches": ["B1", "B1"]}, "validation_error"),
     ({"batches": ["B1", "B" * 101]}, "validation_error"),
+    ({"units_made": "1200"}, "validation_error"),
+    ({"deadline": 4102444800}, "validation_error"),  # 2100-01-01 as seconds since 1970
 ], ids=["sold-over-made", "distribution-sum", "unknown-batch", "unknown-region", "made-under-sold", "blank-batch",
-        "same-batch-twice", "long-batch"])
+        "same-batch-twice", "long-batch", "units-as-text", "deadline-as-a-number"])
 async def test_creating_inconsistent_units_is_422(client, b, connection, change, code):
     r = await client.post(URL, headers=bearer(b.officer), json=recall_body(b.enterprise, **change))
     assert_problem(r, 422, code)

@@ -299,6 +299,8 @@ async def test_list_rejects_malformed_region_filter(client, admin_token):
     ("roles", ["root"]),
     ("password", "short"),
     ("region_code", "3301"),
+    ("active", 0),  # JSON types as documented: not read as false
+    ("active", "false"),
 ])
 async def test_patch_rejects_unknown_fields_and_bad_values(client, admin_token, connection, field, value):
     target = await create_user(client, admin_token, username="patched", region_code="330106", roles=["inspector"])
