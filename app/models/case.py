@@ -7,15 +7,15 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt
+from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
 from sqlalchemy import BigInteger, Column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.models.common import RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import JsonInt, RegionOwned, enum_column_type, positive_decimal, tz_field, utcnow
 
 
 class CaseKind(StrEnum):
@@ -200,8 +200,12 @@ class BadRecord(RegionOwned, SQLModel, table=True):
 
 # ---- bodies and views -------------------------------------------------------------------------
 
-Money = Annotated[Decimal, PField(gt=0, max_digits=14, decimal_places=2,
-                                  description='yuan, at most 2 places, sent as a string: "15000.00"')]
+if TYPE_CHECKING:
+    Money = Decimal
+    Quantity = Decimal
+else:
+    Money = positive_decimal(2, description='yuan, at most 2 places, sent as a string: "15000.00"')
+    Quantity = positive_decimal(3)
 LegalBasis = Annotated[str, PField(min_length=2, max_length=500,
                                    description="article relied on, e.g. 《特别规定》第三条第二款")]
 Text = Annotated[str, PField(min_length=1, max_length=4000)]
@@ -213,7 +217,7 @@ class Strict(BaseModel):
 
 class GoodsItem(Strict):
     name: str = PField(min_length=1, max_length=200)
-    quantity: Decimal = PField(gt=0, max_digits=14, decimal_places=3)
+    quantity: Quantity
     unit: str = PField(min_length=1, max_length=20, description="件, 箱, 吨, ...")
     batch: str | None = PField(default=None, max_length=100)
 
@@ -257,7 +261,7 @@ class CommentBody(Strict):
 
 
 class ExecutionBody(Strict):
-    penalties: list[StrictInt] | None = PField(default=None, min_length=1, max_length=20,
+    penalties: list[JsonInt] | None = PField(default=None, min_length=1, max_length=20,
                                          description="indexes of the decision's penalties executed (all when left out)")
     note: str | None = PField(default=None, max_length=2000)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from pydantic import (
     ConfigDict,
     GetJsonSchemaHandler,
     StringConstraints,
+    WithJsonSchema,
     model_validator,
 )
 from sqlalchemy import DateTime
@@ -45,8 +47,9 @@ Username = Annotated[str, StringConstraints(min_length=3, max_length=64, pattern
 
 # Dates and times in requests are ISO 8601 text, as the docs say (format date, date-time). Pydantic also
 # reads a number, or text that is one, as seconds since 1970: {"as_of": 0} was 1970-01-01 and ?since=0
-# a valid date. Such input is refused. Booleans and numbers in request bodies are pydantic's Strict
-# types for the same reason (0 was false, "5" was 5, true was 1).
+# a valid date. Such input is refused. Booleans and numbers in request bodies are JSON's for the same
+# reason (0 was false, "5" was 5, true was 1): StrictBool, StrictFloat, and JsonInt, which takes 5.0 as
+# JSON Schema's integer does (pydantic's StrictInt would not).
 _NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
 
 
@@ -60,6 +63,35 @@ IsoText = BeforeValidator(_not_a_number)
 Day = Annotated[date, IsoText]
 Moment = Annotated[datetime, IsoText]
 AwareMoment = Annotated[AwareDatetime, IsoText]
+
+
+def _a_json_number(value: Any) -> Any:
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("expected a JSON number")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_a_json_number)]
+
+
+def positive_decimal(places: int, digits: int = 14, description: str | None = None) -> Any:
+    """A positive decimal of at most ``digits`` digits, ``places`` of them after the point: a JSON number, or
+    its digits as text ("12.50", no digit lost to a float), the text's form stated in the docs and checked
+    (pydantic's Decimal also reads "", " 5", "1e3" and "NaN", which the docs did not offer)."""
+    pattern = rf"^(?=.*[1-9])[0-9]{{1,{digits - places}}}(\.[0-9]{{1,{places}}})?$"
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, str) and not re.fullmatch(pattern, value)):
+            raise ValueError(f"expected a number above 0 with at most {places} decimal places, or its digits "
+                             'as text ("12.50")')
+        return value
+
+    schema: dict[str, Any] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                                        {"type": "string", "pattern": pattern}]}
+    if description:
+        schema["description"] = description
+    return Annotated[Decimal, BeforeValidator(check), Field(gt=0, max_digits=digits, decimal_places=places),
+                     WithJsonSchema(schema, mode="validation")]
 
 
 def refuse_nulls(data: Any) -> Any:
@@ -82,7 +114,14 @@ def without_nulls(schema: dict[str, Any]) -> dict[str, Any]:
             prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
         if "default" in prop and prop["default"] is None:
             del prop["default"]
+        # beside None, pydantic writes a validated type's bounds (JsonInt's) under their Python names
+        for name, keyword in _BOUNDS.items():
+            if name in prop:
+                prop[keyword] = prop.pop(name)
     return schema
+
+
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 
 
 class PatchModel(SQLModel):

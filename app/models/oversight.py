@@ -7,14 +7,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, StrictFloat, model_validator
 from pydantic import Field as PField
 from sqlalchemy import Column, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from app.models.campaign import TargetKey
-from app.models.common import Day, RegionCode, RegionOwned, StrictPatch, tz_field, utcnow
+from app.models.common import Day, JsonInt, RegionCode, RegionOwned, StrictPatch, tz_field, utcnow
 
 
 class Strict(BaseModel):
@@ -191,8 +191,8 @@ class Acceptance(RegionOwned, SQLModel, table=True):
 
 
 class SpotCheckSummary(Strict):
-    samples: StrictInt = PField(ge=0)
-    passed: StrictInt = PField(ge=0)
+    samples: JsonInt = PField(ge=0)
+    passed: JsonInt = PField(ge=0)
 
     @model_validator(mode="after")
     def _fits(self) -> SpotCheckSummary:

@@ -8,13 +8,13 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from pydantic import Field as PField
 from sqlalchemy import ARRAY, BigInteger, Column, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.models.common import Day, RegionCode, RegionOwned, StrictPatch, enum_column_type, tz_field, utcnow
+from app.models.common import Day, JsonInt, RegionCode, RegionOwned, StrictPatch, enum_column_type, tz_field, utcnow
 
 MAX_UNITS = 10**12
 
@@ -87,7 +87,7 @@ Units = PField(ge=0, le=MAX_UNITS)
 class DistributionEntry(Strict):
     region_code: RegionCode = PField(description="where these units were sold")
     batch: str | None = PField(default=None, max_length=100)
-    units_sold: StrictInt = PField(ge=0, le=MAX_UNITS)
+    units_sold: JsonInt = PField(ge=0, le=MAX_UNITS)
 
 
 def _check_units(made: int | None, sold: int | None, distribution: list[DistributionEntry] | None,
@@ -115,8 +115,8 @@ class RecallCreate(Strict):
     batches: list[BatchId] = PField(min_length=1, max_length=200, json_schema_extra={"uniqueItems": True})
     hazard: str = PField(min_length=1, max_length=4000)
     mode: RecallMode
-    units_made: StrictInt = PField(ge=1, le=MAX_UNITS)
-    units_sold: StrictInt = PField(ge=1, le=MAX_UNITS)
+    units_made: JsonInt = PField(ge=1, le=MAX_UNITS)
+    units_sold: JsonInt = PField(ge=1, le=MAX_UNITS)
     distribution: list[DistributionEntry] = PField(default_factory=list, max_length=500)
     deadline: Day
 
@@ -131,15 +131,15 @@ class RecallCreate(Strict):
 class RecallUpdate(StrictPatch):
     hazard: str | None = PField(default=None, min_length=1, max_length=4000)
     deadline: Day | None = None
-    units_made: StrictInt | None = PField(default=None, ge=1, le=MAX_UNITS)
-    units_sold: StrictInt | None = PField(default=None, ge=1, le=MAX_UNITS)
+    units_made: JsonInt | None = PField(default=None, ge=1, le=MAX_UNITS)
+    units_sold: JsonInt | None = PField(default=None, ge=1, le=MAX_UNITS)
     distribution: list[DistributionEntry] | None = PField(default=None, max_length=500)
     status: Literal["cancelled"] | None = PField(default=None, description="cancel the recall (with cancel_reason)")
     cancel_reason: str | None = PField(default=None, min_length=1, max_length=2000)
 
 
 class ProgressCreate(Strict):
-    units_recalled: StrictInt = PField(ge=1, le=MAX_UNITS, description="units recovered since the last report")
+    units_recalled: JsonInt = PField(ge=1, le=MAX_UNITS, description="units recovered since the last report")
     as_of: Day
     note: str | None = PField(default=None, max_length=2000)
     region_code: RegionCode | None = PField(default=None, description="where the units were recovered (sold)")

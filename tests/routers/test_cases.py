@@ -296,6 +296,12 @@ async def test_unlicensed_production_must_confiscate_and_notifies_and_reports(cl
     ("add_measure", {"type": "release", "releases": str(uuid.uuid4()), "legal_basis": BASIS},
      "release_target_invalid"),
     ("add_measure", {"type": "burn_goods", "legal_basis": BASIS}, "validation_error"),
+    # a quantity as text is its digits, as the docs state (pydantic's Decimal also read "1e3" and " 5")
+    ("add_measure", {"type": "seal_goods", "items": [{"name": "电线", "quantity": "1e3", "unit": "卷"}],
+                     "legal_basis": BASIS}, "validation_error"),
+    ("add_measure", {"type": "seal_goods", "items": [{"name": "电线", "quantity": " 5", "unit": "卷"}],
+                     "legal_basis": BASIS}, "validation_error"),
+    ("record_execution", {"penalties": [False]}, "validation_error"),  # an index, not false (0)
     ("propose_decision", {"penalties": [{"type": "fine", "legal_basis": BASIS}]}, "amount_required"),
     ("propose_decision", {"penalties": [{"type": "warning", "amount": "1", "legal_basis": BASIS}]},
      "amount_not_applicable"),

@@ -145,6 +145,18 @@ async def test_no_change_body_offers_null_which_the_service_refuses(client):
             assert "null" not in json.dumps(prop), (name, field, prop)
     deadline = {"type": "string", "format": "date", "title": "Deadline"}
     assert schemas["RecallUpdate"]["properties"]["deadline"] == deadline
+    units = schemas["RecallUpdate"]["properties"]["units_sold"]
+    assert (units["type"], units["minimum"], units["maximum"]) == ("integer", 1, 10**12) and "ge" not in units
+
+
+async def test_the_docs_state_the_text_form_of_a_decimal(client):
+    spec = (await client.get("/openapi.json")).json()
+    quantity = spec["components"]["schemas"]["GoodsItem"]["properties"]["quantity"]
+    number, text = quantity["anyOf"]
+    assert number == {"type": "number", "exclusiveMinimum": 0}
+    pattern = re.compile(text["pattern"])
+    tried = ("120", "0.5", "12.125", "", "0", "0.000", "1e3", " 5", "NaN", "1.2345")
+    assert [v for v in tried if pattern.search(v)] == ["120", "0.5", "12.125"]
 
 
 async def test_a_worker_freezes_what_it_holds_at_start_up_out_of_the_collectors_sight(live_app):

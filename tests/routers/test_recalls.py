@@ -98,6 +98,16 @@ async def test_progress_beyond_what_was_sold_is_422_and_changes_nothing(client, 
     assert await scalar(connection, "SELECT count(*) FROM recall_progress WHERE recall_id = :id", id=recall["id"]) == 0
 
 
+async def test_a_whole_number_written_with_a_fraction_is_an_integer_as_in_json_schema(client, b, connection):
+    distribution = [{"region_code": HANGZHOU_SALES, "batch": "B1", "units_sold": 600.0},
+                    {"region_code": NINGBO_SALES, "batch": "B2", "units_sold": 400}]
+    recall = await create(client, b.officer, recall_body(b.enterprise, units_made=1200.0, units_sold=1000.0,
+                                                         distribution=distribution))
+    assert (recall["units_made"], recall["units_sold"]) == (1200, 1000)
+    assert await scalar(connection, "SELECT units_sold FROM recall WHERE id = :id", id=recall["id"]) == 1000
+    assert_problem(await progress(client, b.inspector, recall, 1.5), 422, "validation_error")  # not whole
+
+
 async def test_the_total_caps_across_reports(client, b):
     recall = await create(client, b.officer, recall_body(b.enterprise, distribution=[]))
     assert (await progress(client, b.inspector, recall, 999)).status_code == 201
