@@ -77,7 +77,7 @@ JsonInt = Annotated[int, BeforeValidator(_a_json_number)]
 def positive_decimal(places: int, digits: int = 14, description: str | None = None) -> Any:
     """A positive decimal of at most ``digits`` digits, ``places`` of them after the point: a JSON number, or
     its digits as text ("12.50", no digit lost to a float), the text's form stated in the docs and checked
-    (pydantic's Decimal also reads "", " 5", "1e3" and "NaN", which the docs did not offer)."""
+    (the docs offered any text, "" too, and pydantic's Decimal also reads " 5" and "1e3")."""
     pattern = rf"^(?=.*[1-9])[0-9]{{1,{digits - places}}}(\.[0-9]{{1,{places}}})?$"
 
     def check(value: Any) -> Any:
