@@ -86,8 +86,8 @@ def positive_decimal(places: int, digits: int = 14, description: str | None = No
                              'as text ("12.50")')
         return value
 
-    schema: dict[str, Any] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
-                                        {"type": "string", "pattern": pattern}]}
+    number = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10 ** (digits - places)}
+    schema: dict[str, Any] = {"anyOf": [number, {"type": "string", "pattern": pattern}]}
     if description:
         schema["description"] = description
     return Annotated[Decimal, BeforeValidator(check), Field(gt=0, max_digits=digits, decimal_places=places),
