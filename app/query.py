@@ -72,6 +72,7 @@ def query_model(model: type[M]) -> Any:
             ) from None
 
     read_query.openapi_parameters = openapi_parameters(model)  # type: ignore[attr-defined]
+    read_query.query_models = [model]  # type: ignore[attr-defined]  # its types checked by AppRoute
     read_query.__qualname__ = f"query_model({model.__name__})"
     return Depends(read_query)
 

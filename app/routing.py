@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.concurrency import if_match_dependency, require_if_match
 from app.db import ConnectionLost, has_changes, request_session
 from app.errors import AppError, Conflict, ServiceUnavailable, Unprocessable, problem_responses
+from app.models.common import loosely_read
 from app.services import idempotency
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
@@ -142,6 +143,11 @@ def _declared(dependant: Dependant, attribute: str) -> list[Any]:
     return found
 
 
+def _fields(dependant: Dependant, kind: str) -> list[Any]:
+    """The route's parameters of ``kind`` (``body_params``, ``query_params``), its dependencies' too."""
+    return [*getattr(dependant, kind), *(f for sub in dependant.dependencies for f in _fields(sub, kind))]
+
+
 def _has_own_parameters(dependant: Dependant) -> bool:
     """FastAPI reads query or path parameters for the route or one of its dependencies."""
     return bool(dependant.query_params or dependant.path_params) or any(
@@ -210,6 +216,16 @@ class AppRoute(APIRoute):
                                 "required in its docs: model_config json_schema_extra=unrequire_replay_omits "
                                 "(app/models/common.py)")
             self.openapi_extra = {**(self.openapi_extra or {}), "x-replay-omits": list(self.replay_redact)}
+        loose = [*(w for f in _fields(self.dependant, "body_params")
+                   for w in loosely_read(f.field_info.annotation, f.field_info.metadata, text=False)),
+                 *(w for f in _fields(self.dependant, "query_params")
+                   for w in loosely_read(f.field_info.annotation, f.field_info.metadata, text=True, where=f.name)),
+                 *(w for m in _declared(self.dependant, "query_models") for w in loosely_read(m, text=True))]
+        if loose:
+            # every request value is read as the docs type it: not a number for a date, not 0 for false
+            raise TypeError(f"{sorted(self.methods or [])} {self.path} reads {', '.join(loose)} more loosely than "
+                            "its docs type it: use Day, Moment, AwareMoment, JsonInt, positive_decimal, "
+                            "StrictBool or StrictFloat (app/models/common.py)")
         reads_only = (self.methods or set()) <= {"GET", "HEAD"}
         self.autocommit = bool(getattr(self.endpoint, "autocommit_reads", False)) and reads_only
 

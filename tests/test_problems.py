@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
+from datetime import date
 from typing import Any, ClassVar
 
 import pytest
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.concurrency import IfMatchDep
 from app.config import get_settings
 from app.main import _require_app_routes, create_app
-from app.models.common import unrequire_replay_omits
+from app.models.common import Day, JsonInt, unrequire_replay_omits
 from app.routers import secured_router
 from tests.conftest import ADMIN_PASSWORD, assert_problem, bearer, login, user_token
 
@@ -411,6 +412,49 @@ def test_a_create_whose_replay_leaves_out_a_field_its_docs_require_cannot_be_dec
         router.add_api_route("/things", create, methods=["POST"], status_code=201, response_model=Shown)
     router.add_api_route("/things", create, methods=["POST"], status_code=201, response_model=Documented)
     assert router.routes[-1].replay_redact == ("secret",)  # type: ignore[attr-defined]
+
+
+class _Flag(BaseModel):
+    on: bool
+
+
+class _LooseBody(BaseModel):
+    day: date
+    flags: list[_Flag]
+
+
+class _TypedBody(BaseModel):
+    day: Day
+    on: StrictBool
+    count: JsonInt
+
+
+async def _loose_create(body: _LooseBody) -> dict[str, str]:
+    return {}
+
+
+async def _typed_create(body: _TypedBody) -> dict[str, str]:
+    return {}
+
+
+async def _loose_list(since: date | None = None) -> dict[str, str]:
+    return {}
+
+
+async def _typed_list(since: Day | None = None, active: bool | None = None) -> dict[str, str]:
+    return {}
+
+
+def test_a_request_value_read_more_loosely_than_its_docs_type_it_cannot_be_declared():
+    """A new field cannot skip the request types (app.models.common): a number read as a date, 0 as false."""
+    router = secured_router(machine_scope=None)
+    with pytest.raises(TypeError, match=r"reads day \(date\), flags\.on \(bool\) more loosely than its docs"):
+        router.add_api_route("/things", _loose_create, methods=["POST"], status_code=201)
+    with pytest.raises(TypeError, match=r"reads since \(date\) more loosely than its docs"):
+        router.add_api_route("/things", _loose_list)
+    router.add_api_route("/things", _typed_create, methods=["POST"], status_code=201)
+    router.add_api_route("/things", _typed_list)  # a query string is text: its booleans read as always
+    assert len(router.routes) == 2
 
 
 def test_a_route_outside_the_route_class_or_a_synchronous_change_cannot_be_declared():

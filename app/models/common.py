@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import re
+import typing
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Any
+from enum import Enum, StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    FutureDate,
+    FutureDatetime,
     GetJsonSchemaHandler,
+    NaiveDatetime,
+    PastDate,
+    PastDatetime,
+    Strict,
     StringConstraints,
     WithJsonSchema,
     model_validator,
@@ -71,7 +79,9 @@ def _a_json_number(value: Any) -> Any:
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_a_json_number)]
+JsonNumber = BeforeValidator(_a_json_number)
+JsonInt = Annotated[int, JsonNumber]
+_DECIMAL_CHECKS: set[BeforeValidator] = set()  # positive_decimal's, one per kind
 
 
 def positive_decimal(places: int, digits: int = 14, description: str | None = None) -> Any:
@@ -90,7 +100,9 @@ def positive_decimal(places: int, digits: int = 14, description: str | None = No
     schema: dict[str, Any] = {"anyOf": [number, {"type": "string", "pattern": pattern}]}
     if description:
         schema["description"] = description
-    return Annotated[Decimal, BeforeValidator(check), Field(gt=0, max_digits=digits, decimal_places=places),
+    checked = BeforeValidator(check)
+    _DECIMAL_CHECKS.add(checked)
+    return Annotated[Decimal, checked, Field(gt=0, max_digits=digits, decimal_places=places),
                      WithJsonSchema(schema, mode="validation")]
 
 
@@ -102,6 +114,48 @@ def refuse_nulls(data: Any) -> Any:
         if nulls:
             raise ValueError(f"fields cannot be null: {', '.join(nulls)} (leave a field out to keep it)")
     return data
+
+
+# pydantic's constrained times are classes of their own, no subclasses of date
+_TIMES = (date, AwareDatetime, NaiveDatetime, PastDate, FutureDate, PastDatetime, FutureDatetime)
+
+
+def loosely_read(annotation: Any, metadata: Sequence[Any] = (), *, text: bool, where: str = "",
+                 seen: frozenset[type] = frozenset()) -> list[str]:
+    """Where a request value typed ``annotation`` (with its field's ``metadata``) would be read more loosely
+    than the docs type it: a date or a time without IsoText; in a JSON body (not ``text``, which a query
+    string is) a boolean or a number that is not strict (StrictBool, StrictFloat, JsonInt,
+    positive_decimal). AppRoute refuses a route whose body or query has one, so a new field cannot skip
+    these types."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *more = typing.get_args(annotation)
+        return loosely_read(base, [*metadata, *more], text=text, where=where, seen=seen)
+    if origin is not None:  # a union, a list, a dict ...: each of its types (a Literal's values are fixed)
+        args = () if origin is Literal else typing.get_args(annotation)
+        return [w for a in args for w in loosely_read(a, metadata, text=text, where=where, seen=seen)]
+    if not isinstance(annotation, type) or issubclass(annotation, Enum):
+        return []
+    if issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return []
+        return [w for name, f in annotation.model_fields.items()
+                for w in loosely_read(f.annotation, f.metadata, text=text, where=f"{where}.{name}".lstrip("."),
+                                      seen=seen | {annotation})]
+    strict = any(isinstance(m, Strict) and m.strict for m in metadata)
+    if issubclass(annotation, _TIMES):
+        loose = IsoText not in metadata
+    elif text:
+        loose = False
+    elif issubclass(annotation, bool):
+        loose = not strict
+    elif issubclass(annotation, int | float):
+        loose = not strict and JsonNumber not in metadata
+    elif issubclass(annotation, Decimal):
+        loose = not _DECIMAL_CHECKS.intersection(m for m in metadata if isinstance(m, BeforeValidator))
+    else:
+        loose = False
+    return [f"{where or 'the value'} ({annotation.__name__})"] if loose else []
 
 
 def without_nulls(schema: dict[str, Any]) -> dict[str, Any]:
