@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import asyncpg
-from fastapi import Request, Response
+from fastapi import Request, Response, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
@@ -216,9 +216,10 @@ class AppRoute(APIRoute):
                                 "required in its docs: model_config json_schema_extra=unrequire_replay_omits "
                                 "(app/models/common.py)")
             self.openapi_extra = {**(self.openapi_extra or {}), "x-replay-omits": list(self.replay_redact)}
-        loose = [*(w for f in _fields(self.dependant, "body_params")
-                   for w in loosely_read(f.field_info.annotation, f.field_info.metadata, text=False)),
-                 *(w for f in _fields(self.dependant, "query_params")
+        loose = [*(w for f in _fields(self.dependant, "body_params")  # a form's fields are text
+                   for w in loosely_read(f.field_info.annotation, f.field_info.metadata,
+                                         text=isinstance(f.field_info, params.Form), where=f.name)),
+                 *(w for kind in ("query_params", "path_params") for f in _fields(self.dependant, kind)
                    for w in loosely_read(f.field_info.annotation, f.field_info.metadata, text=True, where=f.name)),
                  *(w for m in _declared(self.dependant, "query_models") for w in loosely_read(m, text=True))]
         if loose:

@@ -445,13 +445,20 @@ async def _typed_list(since: Day | None = None, active: bool | None = None) -> d
     return {}
 
 
+async def _loose_path(day: date) -> dict[str, str]:
+    return {}
+
+
 def test_a_request_value_read_more_loosely_than_its_docs_type_it_cannot_be_declared():
     """A new field cannot skip the request types (app.models.common): a number read as a date, 0 as false."""
     router = secured_router(machine_scope=None)
-    with pytest.raises(TypeError, match=r"reads day \(date\), flags\.on \(bool\) more loosely than its docs"):
+    loose = r"reads body\.day \(date\), body\.flags\.on \(bool\) more loosely than its docs"
+    with pytest.raises(TypeError, match=loose):
         router.add_api_route("/things", _loose_create, methods=["POST"], status_code=201)
     with pytest.raises(TypeError, match=r"reads since \(date\) more loosely than its docs"):
         router.add_api_route("/things", _loose_list)
+    with pytest.raises(TypeError, match=r"reads day \(date\) more loosely than its docs"):
+        router.add_api_route("/things/{day}", _loose_path)
     router.add_api_route("/things", _typed_create, methods=["POST"], status_code=201)
     router.add_api_route("/things", _typed_list)  # a query string is text: its booleans read as always
     assert len(router.routes) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import typing
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Annotated, Any, Literal
@@ -80,7 +80,7 @@ def _a_json_number(value: Any) -> Any:
 
 
 JsonNumber = BeforeValidator(_a_json_number)
-JsonInt = Annotated[int, JsonNumber]
+JsonInt = Annotated[int, JsonNumber]  # with bounds: Annotated[int, Field(ge=1), JsonNumber] (app.models.recall)
 _DECIMAL_CHECKS: set[BeforeValidator] = set()  # positive_decimal's, one per kind
 
 
@@ -117,7 +117,7 @@ def refuse_nulls(data: Any) -> Any:
 
 
 # pydantic's constrained times are classes of their own, no subclasses of date
-_TIMES = (date, AwareDatetime, NaiveDatetime, PastDate, FutureDate, PastDatetime, FutureDatetime)
+_TIMES = (date, time, timedelta, AwareDatetime, NaiveDatetime, PastDate, FutureDate, PastDatetime, FutureDatetime)
 
 
 def loosely_read(annotation: Any, metadata: Sequence[Any] = (), *, text: bool, where: str = "",
@@ -168,14 +168,7 @@ def without_nulls(schema: dict[str, Any]) -> dict[str, Any]:
             prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
         if "default" in prop and prop["default"] is None:
             del prop["default"]
-        # beside None, pydantic writes a validated type's bounds (JsonInt's) under their Python names
-        for name, keyword in _BOUNDS.items():
-            if name in prop:
-                prop[keyword] = prop.pop(name)
     return schema
-
-
-_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
 
 
 class PatchModel(SQLModel):

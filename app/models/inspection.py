@@ -14,7 +14,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel._compat import SQLModelConfig
 
 from app.models.case import CaseKind
-from app.models.common import Moment, PatchModel, RegionOwned, enum_column_type, tz_field, utcnow
+from app.models.common import AwareMoment, PatchModel, RegionOwned, enum_column_type, tz_field, utcnow
 
 # a name or a user id, without the spaces around it; not blank (the pattern checks and documents it)
 OfficerName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"\S")]
@@ -94,20 +94,13 @@ class Inspection(RegionOwned, SQLModel, table=True):
 
 class InspectionBase(SQLModel):
     kind: InspectionKind
-    inspected_at: Moment
+    inspected_at: AwareMoment
     officers: list[OfficerName] = Field(min_length=2, max_length=20, description="names or user ids; at least two")
     location: Location | None = None
     checks: Checks
     samples: list[Sample] = Field(default_factory=list, max_length=100)
     conclusion: Conclusion
     notes: str | None = Field(default=None, max_length=5000)
-
-    @field_validator("inspected_at")
-    @classmethod
-    def _aware(cls, v: datetime) -> datetime:
-        if v.tzinfo is None:
-            raise ValueError("inspected_at needs a UTC offset (RFC 3339)")
-        return v
 
     @field_validator("officers")
     @classmethod
@@ -139,7 +132,7 @@ class InspectionUpdate(PatchModel):
         "notes": "企业已签字确认", "conclusion": "issues_found"}})
 
     kind: InspectionKind | None = None
-    inspected_at: Moment | None = None
+    inspected_at: AwareMoment | None = None
     officers: list[OfficerName] | None = Field(default=None, min_length=2, max_length=20)
     location: Location | None = None
     checks: Checks | None = None
@@ -147,7 +140,6 @@ class InspectionUpdate(PatchModel):
     conclusion: Conclusion | None = None
     notes: str | None = Field(default=None, max_length=5000)
 
-    _aware = field_validator("inspected_at")(InspectionBase._aware.__func__)  # type: ignore[attr-defined]
     _officers = field_validator("officers")(InspectionBase._officers.__func__)  # type: ignore[attr-defined]
 
 

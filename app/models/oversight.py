@@ -13,7 +13,7 @@ from sqlalchemy import Column, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.models.campaign import TargetKey
+from app.models.campaign import Fraction, TargetKey
 from app.models.common import Day, JsonInt, RegionCode, RegionOwned, StrictPatch, tz_field, utcnow
 
 
@@ -49,7 +49,7 @@ class RectificationPlan(RegionOwned, SQLModel, table=True):
 
 class PlanTarget(Strict):
     key: TargetKey
-    target: StrictFloat = PField(ge=0, le=1)
+    target: Fraction
     deadline: Day
 
 

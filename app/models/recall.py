@@ -14,7 +14,7 @@ from sqlalchemy import ARRAY, BigInteger, Column, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from app.models.common import Day, JsonInt, RegionCode, RegionOwned, StrictPatch, enum_column_type, tz_field, utcnow
+from app.models.common import Day, JsonNumber, RegionCode, RegionOwned, StrictPatch, enum_column_type, tz_field, utcnow
 
 MAX_UNITS = 10**12
 
@@ -81,13 +81,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Units = PField(ge=0, le=MAX_UNITS)
+# the bounds before JsonNumber: beside None, pydantic would write them as ge/le in the docs otherwise
+Units = Annotated[int, PField(ge=0, le=MAX_UNITS), JsonNumber]
+SomeUnits = Annotated[int, PField(ge=1, le=MAX_UNITS), JsonNumber]
 
 
 class DistributionEntry(Strict):
     region_code: RegionCode = PField(description="where these units were sold")
     batch: str | None = PField(default=None, max_length=100)
-    units_sold: JsonInt = PField(ge=0, le=MAX_UNITS)
+    units_sold: Units
 
 
 def _check_units(made: int | None, sold: int | None, distribution: list[DistributionEntry] | None,
@@ -115,8 +117,8 @@ class RecallCreate(Strict):
     batches: list[BatchId] = PField(min_length=1, max_length=200, json_schema_extra={"uniqueItems": True})
     hazard: str = PField(min_length=1, max_length=4000)
     mode: RecallMode
-    units_made: JsonInt = PField(ge=1, le=MAX_UNITS)
-    units_sold: JsonInt = PField(ge=1, le=MAX_UNITS)
+    units_made: SomeUnits
+    units_sold: SomeUnits
     distribution: list[DistributionEntry] = PField(default_factory=list, max_length=500)
     deadline: Day
 
@@ -131,15 +133,15 @@ class RecallCreate(Strict):
 class RecallUpdate(StrictPatch):
     hazard: str | None = PField(default=None, min_length=1, max_length=4000)
     deadline: Day | None = None
-    units_made: JsonInt | None = PField(default=None, ge=1, le=MAX_UNITS)
-    units_sold: JsonInt | None = PField(default=None, ge=1, le=MAX_UNITS)
+    units_made: SomeUnits | None = None
+    units_sold: SomeUnits | None = None
     distribution: list[DistributionEntry] | None = PField(default=None, max_length=500)
     status: Literal["cancelled"] | None = PField(default=None, description="cancel the recall (with cancel_reason)")
     cancel_reason: str | None = PField(default=None, min_length=1, max_length=2000)
 
 
 class ProgressCreate(Strict):
-    units_recalled: JsonInt = PField(ge=1, le=MAX_UNITS, description="units recovered since the last report")
+    units_recalled: SomeUnits = PField(description="units recovered since the last report")
     as_of: Day
     note: str | None = PField(default=None, max_length=2000)
     region_code: RegionCode | None = PField(default=None, description="where the units were recovered (sold)")
